@@ -1,0 +1,160 @@
+"""One registry of depth / segmentation networks, in the spirit of timm's.
+
+Usage::
+
+    from mono_depth_ros.models import create_model, list_models
+    net = create_model("fastdepth", encoder="efficientnet_lite0", pretrained=True)
+    net.spec.input_size  # (192, 256)
+
+A model module registers a factory with :func:`register_model`; the factory takes keyword
+arguments (architecture options) and returns an ``nn.Module``. The registry attaches the
+model's :class:`~mono_depth_ros.models.spec.ModelSpec` as ``module.spec``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Union
+
+import torch
+from torch import nn
+
+from .spec import ModelSpec
+
+_REGISTRY: Dict[str, "_Entry"] = {}
+
+
+class UnknownModelError(KeyError):
+    """Raised for a model name that is not registered; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+class _Entry:
+    def __init__(self, factory: Callable[..., nn.Module], spec: ModelSpec):
+        self.factory = factory
+        self.spec = spec
+
+
+def register_model(spec: ModelSpec) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering ``factory(**kwargs) -> nn.Module`` under ``spec.name``.
+
+    Raises:
+        ValueError: the name is already registered.
+    """
+
+    def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if spec.name in _REGISTRY:
+            raise ValueError(f"model {spec.name!r} registered twice")
+        _REGISTRY[spec.name] = _Entry(factory, spec)
+        return factory
+
+    return deco
+
+
+def list_models() -> List[str]:
+    """Sorted names of every registered model."""
+    _import_all()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered for ``name``.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (lists the valid names).
+    """
+    return _entry(name).spec
+
+
+def create_model(
+    name: str,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    **overrides,
+) -> nn.Module:
+    """Build a registered model, optionally loading a checkpoint.
+
+    Args:
+        name: Registered model name (see :func:`list_models`).
+        checkpoint: Path to a checkpoint written by :func:`save_checkpoint`. Its stored
+            architecture options are used unless ``overrides`` change them, its weights are
+            loaded strictly, and spec fields it stores (e.g. ``train_focal``) replace the
+            registered ones.
+        **overrides: Architecture options for the factory (e.g. ``encoder="mobilenetv2"``,
+            ``pretrained=True``).
+
+    Returns:
+        The ``nn.Module`` in eval mode, with its ``.spec`` attribute set.
+
+    Raises:
+        UnknownModelError: unknown ``name``.
+        FileNotFoundError: ``checkpoint`` does not exist.
+        ValueError: the checkpoint was saved for another model.
+    """
+    entry = _entry(name)
+    spec = entry.spec
+    state = None
+    kwargs = dict(overrides)
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt.get("model") != name:
+            raise ValueError(f"checkpoint {path} holds model {ckpt.get('model')!r}, not {name!r}")
+        kwargs = {**ckpt.get("model_kwargs", {}), **overrides}
+        # Weights come from the checkpoint: never fetch encoder weights again.
+        kwargs["pretrained"] = False
+        state = ckpt["state_dict"]
+        stored = ckpt.get("spec") or {}
+        spec_changes = {k: _as_spec_value(v) for k, v in stored.items()
+                        if k in ("train_focal", "rescale_by_focal", "depth_range", "input_size",
+                                 "mean", "std", "stereo_baseline")}
+        spec = spec.replace(**spec_changes)
+    model = entry.factory(**kwargs)
+    # A factory may adapt its contract to its options (e.g. another encoder's normalisation).
+    spec = spec.replace(**getattr(model, "spec_overrides", {}))
+    if state is not None:
+        model.load_state_dict(state, strict=True)
+    model.spec = spec
+    model.model_kwargs = {k: v for k, v in kwargs.items() if k != "pretrained"}
+    return model.eval()
+
+
+def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], **extra) -> Path:
+    """Write ``model`` as a checkpoint :func:`create_model` can load.
+
+    The file holds the registry name, the architecture options, the spec, the state dict and
+    any ``extra`` entries (config, metrics, git revision).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "model": model.spec.name,
+        "model_kwargs": getattr(model, "model_kwargs", {}),
+        "spec": model.spec.to_dict(),
+        "state_dict": model.state_dict(),
+        **extra,
+    }, path)
+    return path
+
+
+def _as_spec_value(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _entry(name: str) -> _Entry:
+    _import_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {name!r}; valid names: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def _import_all() -> None:
+    # Model modules register themselves on import; import them lazily so that importing the
+    # registry stays cheap.
+    from . import zoo  # noqa: F401
