@@ -97,7 +97,7 @@ _CITATION = ("Kumisbek et al., 'Depth Estimation Project'; Wofk et al., 'FastDep
     recommended_loss="berhu",
     citation=_CITATION,
     description="EfficientNet-Lite/MobileNetV2 encoder + nearest-upsampling decoder; metric depth",
-    extras={"encoders": ENCODERS},
+    extras={"encoders": ENCODERS, "default_checkpoint": "fastdepth_7scenes.pt"},
 ))
 def fastdepth(encoder: str = "efficientnet_lite0", pretrained: Union[bool, str] = False,
               **kwargs) -> FastDepth:

@@ -1,3 +1,7 @@
 """Imports every model module so that each registers itself (see ``registry``)."""
 
+from . import calderoni  # noqa: F401
+from . import das  # noqa: F401
 from . import fastdepth  # noqa: F401
+from . import siamese_convlstm  # noqa: F401
+from . import valdez  # noqa: F401

@@ -1,0 +1,135 @@
+"""bag_player: publish a ROS 2 bag (MCAP or sqlite3) on DDS at its recorded rate.
+
+What ``ros2 bag play`` does on a ROS install, for machines with only the rclpy wheels. The CDR
+bytes stored in the bag are published as they are (``Publisher.publish(bytes)``), so no message
+is deserialised on the way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from typing import Dict, List, Optional, Sequence
+
+import rclpy
+from rclpy.node import Node
+
+from .data.bag import bag_topics, iter_raw
+from .ros_conversions import qos_profile
+
+
+def message_class(msgtype: str):
+    """rclpy message class for ``pkg/msg/Name``.
+
+    Raises:
+        ValueError: malformed type name; ImportError: package not installed.
+    """
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        raise ValueError(f"message type must look like pkg/msg/Name, got {msgtype!r}")
+    return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
+
+
+def parse_remaps(remaps: Sequence[str]) -> Dict[str, str]:
+    """``["/a:=/b", ...]`` -> ``{"/a": "/b"}``.
+
+    Raises:
+        ValueError: an entry without ``:=``.
+    """
+    out = {}
+    for r in remaps:
+        src, sep, dst = r.partition(":=")
+        if not sep or not src or not dst:
+            raise ValueError(f"remap must look like FROM:=TO, got {r!r}")
+        out[src] = dst
+    return out
+
+
+class BagPlayer(Node):
+    """Publishes every topic of ``bag`` with the recorded timing divided by ``rate``."""
+
+    def __init__(self, bag: str, rate: float = 1.0, topics: Optional[List[str]] = None,
+                 remap: Optional[Dict[str, str]] = None, reliability: str = "reliable",
+                 depth: int = 10):
+        super().__init__("bag_player")
+        if rate <= 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        self.bag, self.rate = bag, rate
+        info = bag_topics(bag)
+        self.topics = [t for t in info if topics is None or t in topics]
+        remap = remap or {}
+        qos = qos_profile(reliability, depth)
+        self.pubs = {t: self.create_publisher(message_class(info[t][0]), remap.get(t, t), qos)
+                     for t in self.topics}
+        self.published: Dict[str, int] = {t: 0 for t in self.topics}
+
+    def wait_for_subscribers(self, topic: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until ``topic`` (bag name) has a subscriber."""
+        pub = self.pubs[topic]
+        end = time.monotonic() + timeout
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        return pub.get_subscription_count() > 0
+
+    def play(self, loop: bool = False) -> Dict[str, int]:
+        """Publish the bag (once, or forever with ``loop``); returns messages per topic."""
+        while True:
+            start_wall, t0 = time.monotonic(), None
+            for topic, _, t, data in iter_raw(self.bag, self.topics):
+                t0 = t if t0 is None else t0
+                delay = start_wall + (t - t0) / 1e9 / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if not rclpy.ok():
+                    return self.published
+                self.pubs[topic].publish(bytes(data))
+                self.published[topic] += 1
+            if not loop:
+                return self.published
+
+
+def build_parser(p: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+    """Arguments of ``mono-depth-ros play`` / ``bag_player``."""
+    p = p or argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
+    p.add_argument("bag", help="bag folder (MCAP or sqlite3)")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    p.add_argument("--topics", nargs="*", help="only these topics")
+    p.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="rename topics")
+    p.add_argument("--loop", action="store_true", help="play forever")
+    p.add_argument("--qos-reliability", default="reliable", choices=["reliable", "best_effort"])
+    p.add_argument("--wait-for", metavar="TOPIC", help="bag topic that must have a subscriber first")
+    p.add_argument("--wait-timeout", type=float, default=30.0, help="seconds to wait for it")
+    p.add_argument("--start-delay", type=float, default=1.0,
+                   help="seconds after discovery before the first message (lets all readers match)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Play a bag as parsed by :func:`build_parser`; prints messages per topic."""
+    rclpy.init()
+    node = BagPlayer(args.bag, args.rate, args.topics, parse_remaps(args.remap),
+                     args.qos_reliability)
+    try:
+        if args.wait_for and not node.wait_for_subscribers(args.wait_for, args.wait_timeout):
+            node.get_logger().error(f"no subscriber on {args.wait_for} after {args.wait_timeout}s")
+            return 2
+        time.sleep(args.start_delay)
+        counts = node.play(loop=args.loop)
+        for topic, n in counts.items():
+            print(f"published {n} messages on {topic}", flush=True)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(argv=None) -> None:
+    """Console entry point ``bag_player``."""
+    raise SystemExit(run(build_parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""bag_recorder: write what arrives on DDS topics into an MCAP bag (``ros2 bag record``).
+
+Subscriptions are raw (``raw=True``): the CDR bytes received are written unchanged. Topic types
+come from discovery (or ``TOPIC:pkg/msg/Type`` arguments). Best-effort subscriptions match both
+best-effort and reliable publishers. Stops on SIGINT/SIGTERM, ``--duration`` or ``--idle-stop``
+and prints the message count per topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from typing import Dict, List, Optional
+
+import rclpy
+from rclpy.node import Node
+
+from .bag_player import message_class
+from .data.bag import McapWriter
+from .ros_conversions import qos_profile
+
+
+class BagRecorder(Node):
+    """Records ``topics`` (``{name: msgtype}``) into ``writer``; thread-safe writes."""
+
+    def __init__(self, writer: McapWriter, topics: Dict[str, str], reliability: str = "best_effort",
+                 depth: int = 10):
+        super().__init__("bag_recorder")
+        self.writer = writer
+        self._lock = threading.Lock()
+        self.last_message = time.monotonic()
+        qos = qos_profile(reliability, depth)
+        for topic, msgtype in topics.items():
+            self.create_subscription(message_class(msgtype), topic,
+                                     self._writer_cb(topic, msgtype), qos, raw=True)
+
+    def _writer_cb(self, topic: str, msgtype: str):
+        def cb(data: bytes) -> None:
+            with self._lock:
+                self.writer.write_raw(topic, msgtype, time.time_ns(), data)
+                self.last_message = time.monotonic()
+        return cb
+
+
+def discover_types(node: Node, topics: List[str], timeout: float) -> Dict[str, str]:
+    """Resolve ``TOPIC`` or ``TOPIC:pkg/msg/Type`` arguments to ``{topic: type}``.
+
+    Untyped topics are looked up in the ROS graph for up to ``timeout`` seconds.
+
+    Raises:
+        TimeoutError: some topic never appeared (the message names them).
+    """
+    out, pending = {}, []
+    for t in topics:
+        name, _, typ = t.partition(":")
+        if typ:
+            out[name] = typ
+        else:
+            pending.append(name)
+    end = time.monotonic() + timeout
+    while pending and time.monotonic() < end:
+        graph = dict(node.get_topic_names_and_types())
+        for name in list(pending):
+            if graph.get(name):
+                out[name] = graph[name][0]
+                pending.remove(name)
+        if pending:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    if pending:
+        raise TimeoutError(f"topics not found within {timeout}s (give TOPIC:pkg/msg/Type): {pending}")
+    return out
+
+
+def build_parser(p: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+    """Arguments of ``mono-depth-ros record`` / ``bag_recorder``."""
+    p = p or argparse.ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
+    p.add_argument("out", help="bag folder to write (replaced if it exists)")
+    p.add_argument("topics", nargs="+", help="TOPIC or TOPIC:pkg/msg/Type")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0 = never)")
+    p.add_argument("--idle-stop", type=float, default=0.0,
+                   help="stop N seconds after the last message (0 = never)")
+    p.add_argument("--discovery-timeout", type=float, default=30.0)
+    p.add_argument("--qos-reliability", default="best_effort", choices=["reliable", "best_effort"])
+    p.add_argument("--summary", help="also write the counts as JSON to this file")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Record as parsed by :func:`build_parser`; prints ``recorded N messages on TOPIC``."""
+    rclpy.init()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    probe = Node("bag_recorder_discovery")
+    try:
+        types = discover_types(probe, args.topics, args.discovery_timeout)
+    except TimeoutError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
+    finally:
+        probe.destroy_node()
+    with McapWriter(args.out) as writer:
+        node = BagRecorder(writer, types, args.qos_reliability)
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(node)
+        print(f"recording {', '.join(types)} to {args.out}", flush=True)
+        start = time.monotonic()
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+            now = time.monotonic()
+            if args.duration and now - start > args.duration:
+                break
+            if args.idle_stop and writer.counts and now - node.last_message > args.idle_stop:
+                break
+        node.destroy_node()
+        counts = {t: writer.counts.get(t, 0) for t in types}
+    rclpy.try_shutdown()
+    for topic, n in counts.items():
+        print(f"recorded {n} messages on {topic}", flush=True)
+    if args.summary:
+        with open(args.summary, "w") as f:
+            json.dump(counts, f, indent=2)
+    return 0
+
+
+def main(argv=None) -> None:
+    """Console entry point ``bag_recorder``."""
+    raise SystemExit(run(build_parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

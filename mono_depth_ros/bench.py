@@ -1,0 +1,142 @@
+"""Latency benchmark of the node's pipeline at 640x480 (``mono-depth-ros bench``).
+
+Stages, each timed per frame (p50 / p95 in ms): ``decode`` (Image message -> RGB array),
+``preprocess``, ``inference``, ``postprocess`` (resize + metric conversion + range mask),
+``cloud`` (organized XYZRGB build) and ``serialize`` (depth Image + PointCloud2 messages to CDR
+bytes, when rclpy is installed). ``fps`` is 1000 / p50 of the per-frame total. Speed targets
+are checked here, never in timed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .geometry import CloudBuilder
+from .image_codec import array_to_image_fields, image_msg_to_rgb
+from .models import create_model, get_spec, list_models
+from .runtime import DepthEstimator
+
+STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "serialize")
+
+
+def _frame(image: Optional[str]) -> np.ndarray:
+    if image:
+        import cv2
+        img = cv2.imread(image, cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(image)
+        return cv2.cvtColor(cv2.resize(img, (640, 480)), cv2.COLOR_BGR2RGB)
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+
+
+def _serializer():
+    try:
+        from rclpy.serialization import serialize_message
+        from std_msgs.msg import Header
+
+        from .ros_conversions import make_cloud, make_image
+    except ImportError:
+        return None
+
+    def ser(depth, cloud):
+        h = Header(frame_id="camera_optical_frame")
+        serialize_message(make_image(h, depth, "32FC1"))
+        serialize_message(make_cloud(h, cloud))
+    return ser
+
+
+def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str = "fp32",
+                   iters: int = 50, warmup: int = 5, image: Optional[str] = None,
+                   checkpoint: Optional[str] = None, **estimator_kwargs) -> dict:
+    """Time every stage of the pipeline for ``iters`` frames at 640x480.
+
+    Returns:
+        dict with ``model``, ``device``, ``input_size``, per-stage ``{"p50", "p95"}`` (ms),
+        ``total`` and ``fps`` (frames per second end to end from the p50 total).
+    """
+
+    class _Msg:  # a sensor_msgs/Image stand-in: decode cost is the same as for rclpy messages
+        pass
+
+    rgb = _frame(image)
+    msg = _Msg()
+    for k, v in array_to_image_fields(rgb, "rgb8").items():
+        setattr(msg, k, v)
+    est = DepthEstimator(model, checkpoint=checkpoint, device=device, precision=precision,
+                         **estimator_kwargs)
+    K = np.array([[585.0, 0, 320.0], [0, 585.0, 240.0], [0, 0, 1]])
+    builder = CloudBuilder(1, True)
+    ser = _serializer()
+    rows: Dict[str, List[float]] = {s: [] for s in STAGES + ("total",)}
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        frame = image_msg_to_rgb(msg)
+        t1 = time.perf_counter()
+        pred = est.predict(frame, K)
+        t2 = time.perf_counter()
+        cloud = builder.build(pred.depth, K, frame)
+        t3 = time.perf_counter()
+        if ser is not None:
+            ser(pred.depth, cloud)
+        t4 = time.perf_counter()
+        if i < warmup:
+            continue
+        rows["decode"].append(1e3 * (t1 - t0))
+        for k in ("preprocess", "inference", "postprocess"):
+            rows[k].append(pred.timings[k])
+        rows["cloud"].append(1e3 * (t3 - t2))
+        rows["serialize"].append(1e3 * (t4 - t3) if ser is not None else float("nan"))
+        rows["total"].append(1e3 * (t4 - t0))
+    stats = {k: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
+             for k, v in rows.items()}
+    return {"model": model, "device": str(est.device), "precision": precision,
+            "input_size": list(est.input_size), "resolution": [640, 480],
+            "torch_threads": torch.get_num_threads(), "iters": iters, "stages_ms": stats,
+            "fps": 1000.0 / stats["total"]["p50"]}
+
+
+def model_table(device: str = "cpu", iters: int = 10, models: Optional[List[str]] = None) -> List[dict]:
+    """Parameters, GFLOPs at the spec input size and p50 forward latency of every model.
+
+    GFLOPs are counted with ``torch.utils.flop_counter`` (multiply-adds x 2) for batch 1.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    dev = torch.device(device)
+    out = []
+    for name in models or list_models():
+        spec = get_spec(name)
+        net = create_model(name).to(dev).eval()
+        c = 17 if spec.needs_semantic_input else 3
+        x = torch.rand(1, c, *spec.input_size, device=dev)
+        with torch.inference_mode():
+            counter = FlopCounterMode(display=False)
+            with counter:
+                net(x)
+            times = []
+            for i in range(iters + 2):
+                t = time.perf_counter()
+                net(x)
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= 2:
+                    times.append(1e3 * (time.perf_counter() - t))
+        out.append({"model": name, "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
+                    "input": list(spec.input_size), "gflops": counter.get_total_flops() / 1e9,
+                    f"{dev.type}_p50_ms": float(np.median(times))})
+        del net
+    return out
+
+
+def write_json(obj, path: Optional[str]) -> str:
+    """Dump ``obj`` as JSON (to ``path`` too when given) and return the text."""
+    text = json.dumps(obj, indent=2)
+    if path:
+        Path(path).write_text(text)
+    return text

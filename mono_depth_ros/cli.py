@@ -1,0 +1,256 @@
+"""``mono-depth-ros``: models, bags, replay, recording, evaluation, benchmark and the demo.
+
+Subcommands::
+
+    models                       list registered models and their contracts
+    make-bag SRC OUT             dataset folder -> MCAP bag (RGB, camera_info, GT depth)
+    play BAG                     publish a bag on DDS at its recorded rate
+    record OUT TOPIC...          write DDS topics to an MCAP bag
+    evaluate                     metrics JSON + PNG panels (recorded bag, or model on a dataset)
+    train                        train a model (default: fastdepth on 7-Scenes 0-799 / 800-999)
+    bench                        per-stage latency at 640x480 (or a model table)
+    demo                         the end-to-end run on real 7-Scenes frames over DDS
+    test                         run the test suite (pytest)
+
+ROS subcommands (play, record, demo) use the shipped Fast DDS profile unless
+``FASTDDS_DEFAULT_PROFILES_FILE`` is already set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from .runtime import package_share_dir
+
+DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
+
+
+def fastdds_profile() -> Path:
+    """The shipped Fast DDS profile (``config/fastdds.xml``)."""
+    return package_share_dir() / "config" / "fastdds.xml"
+
+
+def ros_env(base: Optional[dict] = None) -> dict:
+    """Environment for ROS processes: the Fast DDS profile unless one is set already."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
+    return env
+
+
+def _apply_ros_env() -> None:
+    os.environ.update(ros_env())
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_models(args) -> int:
+    from .models import get_spec, list_models
+    for name in list_models():
+        s = get_spec(name)
+        if args.json:
+            print(json.dumps(s.to_dict(), default=str))
+        else:
+            print(f"{name:18s} {s.output_kind:17s} in {s.input_size[0]}x{s.input_size[1]}  "
+                  f"seg={'yes' if s.returns_segmentation else 'no ':3s} {s.description}")
+    return 0
+
+
+def cmd_make_bag(args) -> int:
+    from .data import open_dataset, parse_frames
+    from .data.bag import write_dataset_bag
+    ds = open_dataset(args.src, parse_frames(args.frames))
+    counts = write_dataset_bag(ds, args.out, frame_id=args.frame_id or ds.frame_id, progress=True)
+    for topic, n in counts.items():
+        print(f"wrote {n} messages on {topic}")
+    print(f"bag: {args.out}")
+    return 0
+
+
+def cmd_play(args) -> int:
+    _apply_ros_env()
+    from .bag_player import run
+    return run(args)
+
+
+def cmd_record(args) -> int:
+    _apply_ros_env()
+    from .bag_recorder import run
+    return run(args)
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_bags, evaluate_model, format_table
+    if args.bag:
+        summary = evaluate_bags(args.bag, args.gt_bag or args.bag, args.out, args.pred_topic,
+                                args.gt_topic, args.image_topic, args.min_depth or 1e-3,
+                                args.max_depth or 10.0, args.panels)
+    elif args.data:
+        from .data import open_dataset, parse_frames
+        from .runtime import DepthEstimator
+        ds = open_dataset(args.data, parse_frames(args.frames))
+        lo, hi = ds.eval_range
+        est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device)
+        for w in est.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
+                                 args.panels)
+    else:
+        print("evaluate needs --bag (recorded predictions) or --data (dataset folder)", file=sys.stderr)
+        return 2
+    print(format_table(summary))
+    print(f"frames: {summary['frames']}  metrics: {Path(args.out) / 'metrics.json'}")
+    for p in summary["panels"]:
+        print(f"panel: {p}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench_pipeline, model_table, write_json
+    if args.model == "all":
+        rows = model_table(args.device, args.iters, args.models)
+        print(write_json(rows, args.json_out))
+        key = f"{args.device.split(':')[0]}_p50_ms"
+        print(f"\n| model | params (M) | input | GFLOPs | {args.device} p50 (ms) |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['model']} | {r['params_M']:.2f} | {r['input'][0]}x{r['input'][1]} | "
+                  f"{r['gflops']:.2f} | {r[key]:.1f} |")
+        return 0
+    res = bench_pipeline(args.model, args.device, args.precision, args.iters,
+                         image=args.image, checkpoint=args.checkpoint)
+    print(write_json(res, args.json_out))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    from .train import TrainConfig, train
+    cfg = TrainConfig()
+    if args.config:
+        cfg = dataclasses.replace(cfg, **json.loads(Path(args.config).read_text()))
+    overrides = {k: v for k, v in dict(
+        model=args.model, train=args.data, val=args.val, out=args.out, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device,
+        loss=args.loss).items() if v is not None}
+    if args.encoder:
+        overrides["model_kwargs"] = {**cfg.model_kwargs, "encoder": args.encoder}
+    if args.no_pretrained:
+        overrides["pretrained"] = False
+    cfg = dataclasses.replace(cfg, **overrides)
+    best = train(cfg, resume=args.resume)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def cmd_test(args) -> int:
+    root = package_share_dir()
+    return subprocess.call([sys.executable, "-m", "pytest", str(root / "test"), *args.pytest_args],
+                           cwd=root)
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import bag_player, bag_recorder
+    p = argparse.ArgumentParser(prog="mono-depth-ros", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("models", help="list registered models")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("make-bag", help="dataset folder -> MCAP bag")
+    s.add_argument("src", help="7-Scenes, NYU nyu2_test or KITTI raw-frame folder")
+    s.add_argument("out", help="bag folder to write")
+    s.add_argument("--frames", help="START:STOP subset, e.g. 800:1000")
+    s.add_argument("--frame-id", help="header frame_id (default: the dataset's optical frame)")
+    s.set_defaults(func=cmd_make_bag)
+
+    s = sub.add_parser("play", help="publish a bag on DDS")
+    bag_player.build_parser(s)
+    s.set_defaults(func=cmd_play)
+
+    s = sub.add_parser("record", help="record DDS topics to MCAP")
+    bag_recorder.build_parser(s)
+    s.set_defaults(func=cmd_record)
+
+    s = sub.add_parser("evaluate", help="depth metrics + PNG panels")
+    s.add_argument("--bag", help="bag with recorded predictions")
+    s.add_argument("--gt-bag", help="bag with ground truth (default: --bag)")
+    s.add_argument("--pred-topic", default="/camera/depth/image")
+    s.add_argument("--gt-topic", default="/camera/depth/ground_truth")
+    s.add_argument("--image-topic", default="/camera/image_raw")
+    s.add_argument("--data", help="dataset folder to run a model over")
+    s.add_argument("--frames", help="START:STOP subset of --data")
+    s.add_argument("--model", default="fastdepth")
+    s.add_argument("--checkpoint")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
+    s.add_argument("--max-depth", type=float, default=0.0)
+    s.add_argument("--panels", type=int, default=4)
+    s.add_argument("--out", default="eval_out")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("bench", help="latency benchmark")
+    s.add_argument("--model", default="fastdepth", help="a model name, or 'all' for the table")
+    s.add_argument("--models", nargs="*", help="with --model all: only these")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--precision", default="fp32")
+    s.add_argument("--iters", type=int, default=50)
+    s.add_argument("--image", help="an image file to use instead of noise")
+    s.add_argument("--checkpoint")
+    s.add_argument("--json-out")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("demo", help="real 7-Scenes frames through depth_node over DDS")
+    s.add_argument("--input", default=str(DEFAULT_DATA), help="dataset folder or bag")
+    s.add_argument("--frames", help="START:STOP subset of a dataset folder")
+    s.add_argument("--out", default="demo_out")
+    s.add_argument("--model", default="fastdepth")
+    s.add_argument("--checkpoint", default="")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
+    s.add_argument("--cloud-decimation", type=int, default=1)
+    s.add_argument("--timeout", type=float, default=600.0, help="overall bound in seconds")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train", help="train a model on dataset folders")
+    s.add_argument("--model")
+    s.add_argument("--data", help="training set DIR[@START:STOP]")
+    s.add_argument("--val", help="validation set DIR[@START:STOP]")
+    s.add_argument("--out")
+    s.add_argument("--config", help="JSON file with TrainConfig fields")
+    s.add_argument("--encoder", help="encoder option of the model (e.g. efficientnet_lite0)")
+    s.add_argument("--no-pretrained", action="store_true", help="random encoder initialisation")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--loss")
+    s.add_argument("--max-steps", type=int)
+    s.add_argument("--device")
+    s.add_argument("--resume", help="last.pt of an interrupted run")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("test", help="run the test suite")
+    s.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=cmd_test)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Console entry point ``mono-depth-ros``."""
+    args = build_parser().parse_args(argv)
+    raise SystemExit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

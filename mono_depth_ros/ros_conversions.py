@@ -1,0 +1,92 @@
+"""Fill rclpy ``sensor_msgs`` messages from core arrays (ROS layer: imports message packages).
+
+The core produces numpy arrays and cloud layouts; this module only copies them into message
+fields. ``uint8[]`` fields are assigned as ``array.array('B')``: rosidl's setter then stores the
+buffer directly instead of validating every byte in Python (seconds for a VGA cloud).
+"""
+
+from __future__ import annotations
+
+import array
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+
+from .geometry import OrganizedCloud, scale_intrinsics
+from .image_codec import array_to_image_fields
+
+
+def byte_array(buf) -> array.array:
+    """``array.array('B')`` copy of any bytes-like object (one memcpy)."""
+    out = array.array("B")
+    out.frombytes(memoryview(buf).cast("B"))
+    return out
+
+
+def make_image(header, img: np.ndarray, encoding: str) -> Image:
+    """``sensor_msgs/Image`` with ``header`` (kept unchanged) and ``img`` in ``encoding``."""
+    f = array_to_image_fields(img, encoding)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width, msg.encoding = f["height"], f["width"], f["encoding"]
+    msg.is_bigendian, msg.step = int(f["is_bigendian"]), f["step"]
+    msg.data = byte_array(f["data"])
+    return msg
+
+
+def make_cloud(header, cloud: OrganizedCloud) -> PointCloud2:
+    """``sensor_msgs/PointCloud2`` (organized, ``is_dense`` False) from an OrganizedCloud."""
+    msg = PointCloud2()
+    msg.header = header
+    msg.height, msg.width = cloud.height, cloud.width
+    msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
+                  for f in cloud.fields]
+    msg.is_bigendian = False
+    msg.point_step, msg.row_step = cloud.point_step, cloud.row_step
+    msg.is_dense = cloud.is_dense
+    msg.data = byte_array(cloud.data)
+    return msg
+
+
+def depth_camera_info(info: CameraInfo, header, width: int, height: int) -> CameraInfo:
+    """Camera info for a depth image of ``width x height`` derived from the input's ``info``.
+
+    ``K`` and ``P`` are rescaled when the size differs from ``info``'s (e.g. a camera_info for
+    the full sensor with a binned image); the header is the image's, unchanged.
+    """
+    out = CameraInfo()
+    out.header = header
+    out.width, out.height = int(width), int(height)
+    out.distortion_model = info.distortion_model
+    out.d = list(info.d)
+    out.r = list(info.r)
+    K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    P = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    if (info.width, info.height) != (width, height) and info.width and info.height:
+        sx, sy = width / info.width, height / info.height
+        K, P = scale_intrinsics(K, sx, sy), scale_intrinsics(P, sx, sy)
+    out.k = K.reshape(9).tolist()
+    out.p = P.reshape(12).tolist()
+    out.binning_x, out.binning_y = info.binning_x, info.binning_y
+    out.roi = info.roi
+    return out
+
+
+def stamp_ns(header) -> int:
+    """Header stamp in integer nanoseconds (the key used to pair images and camera_info)."""
+    return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
+
+
+def qos_profile(reliability: str, depth: int):
+    """QoS profile from a parameter pair (``best_effort`` / ``reliable``, history depth).
+
+    Raises:
+        ValueError: unknown reliability string or depth < 1.
+    """
+    from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy)
+    rel = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+    if reliability not in rel:
+        raise ValueError(f"reliability must be best_effort or reliable, got {reliability!r}")
+    if depth < 1:
+        raise ValueError(f"QoS depth must be >= 1, got {depth}")
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=rel[reliability])
+

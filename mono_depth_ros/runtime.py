@@ -1,0 +1,245 @@
+"""Inference runtime: one prediction API for the node, the CLI and the evaluator (ROS-free).
+
+``DepthEstimator.predict(rgb, K)`` takes an ``H x W x 3`` uint8 RGB image and its ``3 x 3``
+intrinsics and returns metric depth (``H x W`` float32, metres, NaN invalid, REP 118) at the
+input resolution, plus class ids for segmentation models. Everything model-specific comes from
+the model's :class:`~mono_depth_ros.models.spec.ModelSpec`: input size, normalisation, output
+kind (converted to metres with the camera's focal length), focal rescaling and whether the
+model needs OHES planes from ``unet_seg`` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import create_model, get_spec
+from .models.spec import ModelSpec, output_to_metric_depth
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: The segmentation network that feeds models with ``needs_semantic_input``.
+SEMANTIC_FRONTEND = "unet_seg"
+
+
+@dataclass
+class Prediction:
+    """Result of :meth:`DepthEstimator.predict`.
+
+    Attributes:
+        depth: ``H x W`` float32 metres, NaN where invalid or outside [min_depth, max_depth].
+        labels: ``H x W`` uint8 class ids for segmentation models, else ``None``.
+        timings: milliseconds of ``preprocess``, ``inference`` and ``postprocess``.
+    """
+
+    depth: np.ndarray
+    labels: Optional[np.ndarray] = None
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def package_share_dir() -> Path:
+    """Directory holding ``launch/``, ``config/`` and ``models/``.
+
+    In a colcon install this is ``share/mono_depth_ros`` (found with ament_index_python when
+    available); in a source checkout it is the repository root.
+    """
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        share = Path(get_package_share_directory("mono_depth_ros"))
+        if (share / "config").is_dir():
+            return share
+    except Exception:  # noqa: BLE001 - not in an ament environment
+        pass
+    return Path(__file__).resolve().parent.parent
+
+
+def default_checkpoint(model: str) -> Optional[Path]:
+    """Shipped weights for ``model`` (``models/<spec.extras['default_checkpoint']>``) if present."""
+    name = get_spec(model).extras.get("default_checkpoint")
+    if not name:
+        return None
+    path = package_share_dir() / "models" / name
+    return path if path.is_file() else None
+
+
+def select_device(device: str) -> Tuple[torch.device, List[str]]:
+    """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a torch device.
+
+    Returns:
+        ``(device, warnings)``; ``auto`` without CUDA gives CPU and one warning.
+
+    Raises:
+        ValueError: CUDA asked for but not available, or an unknown device string.
+    """
+    warnings: List[str] = []
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda"), warnings
+        warnings.append("CUDA not available: running on CPU")
+        return torch.device("cpu"), warnings
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev, warnings
+
+
+def select_precision(precision: str, device: torch.device) -> Tuple[torch.dtype, List[str]]:
+    """Resolve ``fp32`` / ``fp16`` / ``bf16`` for ``device``, falling back to fp32 with a warning
+    where the device lacks support (fp16 on CPU, bf16 on pre-Ampere GPUs).
+
+    Raises:
+        ValueError: unknown precision name.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype == torch.float16 and device.type != "cuda":
+        return torch.float32, ["fp16 needs CUDA: using fp32 on CPU"]
+    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float32, ["bf16 not supported by this GPU: using fp32"]
+    return dtype, []
+
+
+class DepthEstimator:
+    """Runs a registered model on camera images and returns metric depth.
+
+    Args:
+        model: Registered model name (see ``list_models()``).
+        checkpoint: Weights file; ``None`` uses the shipped default for the model if any.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``.
+        precision: ``fp32``, ``fp16`` or ``bf16`` (autocast; fp32 fallback where unsupported).
+        input_size: ``(height, width)`` fed to the network; ``None`` keeps the spec's.
+        min_depth, max_depth: valid output range in metres; ``None`` keeps the spec's.
+        seg_checkpoint: weights for the ``unet_seg`` front end of semantic-input models.
+        stateful: keep recurrent state across frames for models that have it.
+        model_kwargs: architecture options passed to ``create_model``.
+
+    Attributes:
+        spec: the model's contract; ``warnings``: messages for the caller to log once.
+
+    Raises:
+        UnknownModelError, FileNotFoundError, ValueError: from model creation / device choice.
+    """
+
+    def __init__(self, model: str = "fastdepth", checkpoint: Optional[str] = None,
+                 device: str = "auto", precision: str = "fp32",
+                 input_size: Optional[Tuple[int, int]] = None,
+                 min_depth: Optional[float] = None, max_depth: Optional[float] = None,
+                 seg_checkpoint: Optional[str] = None, stateful: bool = False,
+                 model_kwargs: Optional[dict] = None):
+        self.device, self.warnings = select_device(device)
+        self.dtype, more = select_precision(precision, self.device)
+        self.warnings += more
+        if checkpoint in (None, ""):
+            checkpoint = default_checkpoint(model)
+            if checkpoint is None:
+                self.warnings.append(
+                    f"no trained weights for {model!r}: output depth is NOT meaningful "
+                    "(pass checkpoint:=FILE)")
+        self.checkpoint = str(checkpoint) if checkpoint else None
+        self.net = create_model(model, checkpoint=checkpoint, **(model_kwargs or {}))
+        self.spec: ModelSpec = self.net.spec
+        if hasattr(self.net, "stateful"):
+            self.net.stateful = bool(stateful)
+        self.net.to(self.device).eval()
+        self.frontend = None
+        if self.spec.needs_semantic_input:
+            seg_ckpt = seg_checkpoint or default_checkpoint(SEMANTIC_FRONTEND)
+            self.frontend = create_model(SEMANTIC_FRONTEND, checkpoint=seg_ckpt).to(self.device)
+        self.input_size = tuple(input_size) if input_size else tuple(self.spec.input_size)
+        if any(s <= 0 or s % 32 for s in self.input_size):
+            raise ValueError(f"input_size must be positive multiples of 32, got {self.input_size}")
+        lo, hi = self.spec.depth_range
+        self.min_depth = float(lo if min_depth is None else min_depth)
+        self.max_depth = float(hi if max_depth is None else max_depth)
+        if not 0 <= self.min_depth < self.max_depth:
+            raise ValueError(f"need 0 <= min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def reset_state(self) -> None:
+        """Forget recurrent state (call on a camera jump or a new sequence)."""
+        if hasattr(self.net, "reset_state"):
+            self.net.reset_state()
+
+    def _to_tensor(self, rgb: np.ndarray, spec: ModelSpec, size: Tuple[int, int]) -> torch.Tensor:
+        h, w = size
+        interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
+        img = cv2.resize(rgb, (w, h), interpolation=interp)
+        if spec.channel_order == "BGR":
+            img = img[..., ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
+        x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def predict(self, rgb: np.ndarray, K: np.ndarray) -> Prediction:
+        """Predict metric depth for one image.
+
+        Args:
+            rgb: ``H x W x 3`` uint8 RGB image.
+            K: ``3 x 3`` intrinsics of that image (fx used for output-kind conversion and focal
+                rescaling).
+
+        Returns:
+            :class:`Prediction` at the input resolution.
+
+        Raises:
+            ValueError: ``rgb`` is not ``H x W x 3`` uint8 or ``K`` has a non-positive focal.
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected H x W x 3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        H, W = rgb.shape[:2]
+        t0 = time.perf_counter()
+        x = self._to_tensor(rgb, self.spec, self.input_size)
+        t1 = time.perf_counter()
+        seg = None
+        with self._autocast():
+            if self.frontend is not None:
+                fs = self.frontend.spec
+                xs = self._to_tensor(rgb, fs, fs.input_size)
+                seg = self.frontend(xs)["segmentation"]
+                seg_in = F.interpolate(seg.float(), size=x.shape[-2:], mode="bilinear",
+                                       align_corners=False)
+                x = torch.cat([x, seg_in.to(x.dtype)], dim=1)
+            out = self.net(x)
+        if isinstance(out, dict):
+            seg = out.get("segmentation", seg)
+            out = out.get("depth")
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        depth = np.full((H, W), np.nan, dtype=np.float32)
+        if out is not None:
+            up = F.interpolate(out.float(), size=(H, W), mode="bilinear", align_corners=False)
+            raw = up[0, 0].cpu().numpy()
+            depth = output_to_metric_depth(raw, self.spec, fx=float(K[0, 0]), width=W)
+            with np.errstate(invalid="ignore"):
+                depth[~((depth >= self.min_depth) & (depth <= self.max_depth))] = np.nan
+        labels = None
+        if seg is not None:
+            ids = seg.float().argmax(dim=1, keepdim=True).to(torch.uint8)
+            labels = F.interpolate(ids, size=(H, W), mode="nearest")[0, 0].cpu().numpy()
+        t3 = time.perf_counter()
+        return Prediction(depth=depth, labels=labels, timings={
+            "preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
+            "postprocess": 1e3 * (t3 - t2)})
