@@ -23,7 +23,6 @@ setup(
     maintainer_email="mono-depth-ros@example.com",
     description="Monocular metric depth and point clouds for ROS 2 from selectable depth networks",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "depth_node = mono_depth_ros.depth_node:main",

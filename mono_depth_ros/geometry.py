@@ -55,8 +55,10 @@ def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     M = np.array(K, dtype=np.float64, copy=True)
     M[0, :] *= sx
     M[1, :] *= sy
-    M[0, 2] += 0.5 * sx - 0.5
-    M[1, 2] += 0.5 * sy - 0.5
+    # u' = s*u + (0.5*s - 0.5): add the shift times the projective row (K: only column 2; a P
+    # with a non-zero P[2, 3], e.g. KITTI's P_rect, also needs it in column 3).
+    M[0, :] += (0.5 * sx - 0.5) * M[2, :]
+    M[1, :] += (0.5 * sy - 0.5) * M[2, :]
     return M
 
 

@@ -250,4 +250,5 @@ def parse_frames(spec: Optional[str]) -> Optional[slice]:
     if not 1 <= len(parts) <= 3 or not all(p.strip().lstrip("-").isdigit() or p == "" for p in parts):
         raise ValueError(f"frames must look like START:STOP[:STEP], got {spec!r}")
     vals = [int(p) if p else None for p in parts]
-    return slice(*vals) if len(vals) > 1 else slice(vals[0], vals[0] + 1)
+    # a single index selects that frame; -1 + 1 == 0 would give an empty slice, so use None
+    return slice(*vals) if len(vals) > 1 else slice(vals[0], vals[0] + 1 or None)

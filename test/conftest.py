@@ -1,0 +1,51 @@
+"""Shared test helpers: where the real RGB-D sample data lives.
+
+The data sit beside the repository at ``../shared/data`` (see its README.md). Tests that need
+them take the ``data_dir`` fixture (or one of the per-dataset fixtures), which skips with a clear
+message only when the folder is absent.
+"""
+
+from pathlib import Path
+
+import pytest
+
+#: Repository root (the folder holding ``mono_depth_ros/`` and ``test/``).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Real sample data: ``<repo>/../shared/data``.
+DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+#: Alias kept for tests that import ``DATA``.
+DATA = DATA_DIR
+
+SEVEN_SCENES = DATA_DIR / "7scenes-redkitchen"
+NYU_MINI = DATA_DIR / "nyu-mini"
+KITTI_FRAME = DATA_DIR / "kitti-raw-frame"
+
+
+def _require(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"real sample data not found at {path} (expected ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data``; skips the test when the folder is absent."""
+    return _require(DATA_DIR)
+
+
+@pytest.fixture(scope="session")
+def seven_scenes_dir() -> Path:
+    """``7scenes-redkitchen`` (1000 frames, 640x480); skips when absent."""
+    return _require(SEVEN_SCENES)
+
+
+@pytest.fixture(scope="session")
+def nyu_dir() -> Path:
+    """``nyu-mini`` (10 NYU Depth V2 test frames); skips when absent."""
+    return _require(NYU_MINI)
+
+
+@pytest.fixture(scope="session")
+def kitti_dir() -> Path:
+    """``kitti-raw-frame`` (one KITTI raw frame); skips when absent."""
+    return _require(KITTI_FRAME)

@@ -1,0 +1,73 @@
+"""Shared helpers for the ROS 2 tests: isolated environment, bounded waits, PID-based stop."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = ROOT / "config" / "fastdds.xml"
+
+
+def isolated_ros_env(log_dir: Path) -> dict:
+    """Environment for a ROS test: localhost discovery, a random domain, the Fast DDS profile
+    and a temporary log dir, so parallel runs and other graphs never meet."""
+    env = dict(os.environ)
+    env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               ROS_DOMAIN_ID=str(random.randint(1, 101)),
+               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE),
+               ROS_LOG_DIR=str(log_dir), PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def rclpy_context(tmp_path_factory):
+    """rclpy initialised in this process with an isolated environment (module scope)."""
+    import rclpy
+    env = isolated_ros_env(tmp_path_factory.mktemp("ros_log"))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx)
+    yield ctx
+    rclpy.shutdown(context=ctx)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def start_process(args, env: dict, log_path: Path) -> subprocess.Popen:
+    """Start ``python args...`` with output to ``log_path``; returns the Popen (stop by PID)."""
+    log = open(log_path, "w")
+    return subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGINT by PID, then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def spin_until(executor, predicate, timeout: float) -> bool:
+    """Spin ``executor`` until ``predicate()`` is true or ``timeout`` s pass; returns it."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()

@@ -1,0 +1,139 @@
+"""depth_node in-process: every bad input is skipped with a counter, good frames still flow,
+and the model can be switched by parameter."""
+
+from __future__ import annotations
+
+import array
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from ros_helpers import rclpy_context  # noqa: E402,F401  (fixture)
+
+from mono_depth_ros.depth_node import DepthNode  # noqa: E402
+from mono_depth_ros.ros_conversions import make_image  # noqa: E402
+
+ALL = {k: True for k in ("depth", "info", "colored", "points", "labels", "seg_colored")}
+K = [585.0, 0.0, 320.0, 0.0, 585.0, 240.0, 0.0, 0.0, 1.0]
+
+
+def header(i: int) -> Header:
+    h = Header(frame_id="camera_optical_frame")
+    h.stamp.sec, h.stamp.nanosec = 1000 + i, 5
+    return h
+
+
+def info(i: int, k=K, w=640, h=480) -> CameraInfo:
+    m = CameraInfo(header=header(i), width=w, height=h)
+    m.k = list(k)
+    return m
+
+
+def rgb_frame() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def node(rclpy_context):
+    n = DepthNode(context=rclpy_context, parameter_overrides=[
+        Parameter("stats_period", value=0.0), Parameter("warn_throttle", value=0.0),
+        Parameter("max_depth", value=6.0)])
+    yield n
+    n.destroy_node()
+
+
+def test_good_frame_is_processed(node):
+    node._on_info(info(1))
+    before = node.stats.counts["processed"]
+    assert node.process_frame(make_image(header(1), rgb_frame(), "rgb8"), ALL)
+    assert node.stats.counts["processed"] == before + 1
+    lat = node.stats.percentiles()
+    for stage in ("decode", "preprocess", "inference", "postprocess", "cloud", "publish"):
+        assert stage in lat
+
+
+def _bad_image(**fields) -> Image:
+    m = make_image(header(2), rgb_frame(), "rgb8")
+    for k, v in fields.items():
+        setattr(m, k, v)
+    return m
+
+
+@pytest.mark.parametrize("make_msg, reason", [
+    (lambda: _bad_image(encoding="yuv422"), "unsupported_encoding"),
+    (lambda: _bad_image(data=array.array("B", bytes(100))), "size_mismatch"),
+    (lambda: _bad_image(width=0, step=0, data=array.array("B")), "empty_image"),
+    (lambda: _bad_image(height=0, data=array.array("B")), "empty_image"),
+    (lambda: CompressedImage(header=header(2), format="jpeg",
+                             data=array.array("B", b"\xff\xd8\xff\xe0garbage" * 10)),
+     "corrupt_compressed"),
+    (lambda: make_image(header(2), np.full((480, 640), np.nan, np.float32), "32FC1"), "non_finite"),
+])
+def test_bad_image_is_skipped_and_counted(node, make_msg, reason):
+    node._on_info(info(2))
+    before = node.stats.skipped[reason]
+    assert node.process_frame(make_msg(), ALL) is False
+    assert node.stats.skipped[reason] == before + 1
+
+
+def test_all_zero_camera_info_is_skipped(node):
+    node._on_info(info(3, k=[0.0] * 9))
+    node.set_parameters([Parameter("camera_info_fallback_latest", value=False)])
+    try:
+        before = node.stats.skipped["zero_intrinsics"]
+        assert node.process_frame(make_image(header(3), rgb_frame(), "rgb8"), ALL) is False
+        assert node.stats.skipped["zero_intrinsics"] == before + 1
+        # no camera_info with this stamp and no fallback: missing
+        before = node.stats.skipped["missing_camera_info"]
+        assert node.process_frame(make_image(header(99), rgb_frame(), "rgb8"), ALL) is False
+        assert node.stats.skipped["missing_camera_info"] == before + 1
+    finally:
+        node.set_parameters([Parameter("camera_info_fallback_latest", value=True)])
+
+
+def test_camera_info_of_same_stamp_is_preferred(node):
+    node._on_info(info(4))
+    node._on_info(info(5, k=[0.0] * 9))  # newest is broken, but frame 4 has its own
+    assert node.process_frame(make_image(header(4), rgb_frame(), "rgb8"), ALL)
+
+
+def test_valid_compressed_and_mono_inputs(node):
+    node._on_info(info(6))
+    ok, jpg = cv2.imencode(".jpg", rgb_frame())
+    msg = CompressedImage(header=header(6), format="jpeg", data=array.array("B", jpg.tobytes()))
+    assert node.process_frame(msg, ALL)
+    mono16 = (np.arange(480 * 640, dtype=np.uint16) % 4096).reshape(480, 640)
+    assert node.process_frame(make_image(header(6), mono16, "mono16"), ALL)
+    assert node.process_frame(make_image(header(6), rgb_frame()[..., 0].copy(), "mono8"), ALL)
+
+
+def test_unknown_model_parameter_is_rejected(node):
+    res = node.set_parameters([Parameter("model", value="no_such_net")])[0]
+    assert not res.successful
+    assert "fastdepth" in res.reason
+
+
+def test_switch_model_by_parameter(node):
+    assert node.estimator.name == "fastdepth"
+    res = node.set_parameters([Parameter("model", value="scrx_rgb")])[0]
+    assert res.successful
+    end = time.monotonic() + 60
+    while node.estimator.name != "scrx_rgb" and time.monotonic() < end:
+        time.sleep(0.1)
+    assert node.estimator.name == "scrx_rgb"
+    node._on_info(info(7))
+    assert node.process_frame(make_image(header(7), rgb_frame(), "rgb8"), ALL)
+    node.set_parameters([Parameter("model", value="fastdepth")])
+    end = time.monotonic() + 60
+    while node.estimator.name != "fastdepth" and time.monotonic() < end:
+        time.sleep(0.1)
+    assert node.estimator.name == "fastdepth"

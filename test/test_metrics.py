@@ -1,0 +1,211 @@
+"""Depth metrics against hand-computed values, output-kind conversion and device selection."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mono_depth_ros.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics, valid_mask
+from mono_depth_ros.models.spec import ModelSpec, output_to_metric_depth
+from mono_depth_ros.runtime import select_device, select_precision
+
+
+def _expected(pred, gt):
+    """The module docstring's definitions, in plain Python."""
+    n = len(gt)
+    err = [p - g for p, g in zip(pred, gt)]
+    le = [math.log(p) - math.log(g) for p, g in zip(pred, gt)]
+    ratio = [max(p / g, g / p) for p, g in zip(pred, gt)]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return dict(
+        abs_rel=mean([abs(e) / g for e, g in zip(err, gt)]),
+        sq_rel=mean([e * e / g for e, g in zip(err, gt)]),
+        rmse=math.sqrt(mean([e * e for e in err])),
+        rmse_log=math.sqrt(mean([x * x for x in le])),
+        log10=mean([abs(math.log10(p) - math.log10(g)) for p, g in zip(pred, gt)]),
+        silog=math.sqrt(mean([x * x for x in le]) - mean(le) ** 2) * 100.0,
+        delta1=sum(r < 1.25 for r in ratio) / n,
+        delta2=sum(r < 1.25 ** 2 for r in ratio) / n,
+        delta3=sum(r < 1.25 ** 3 for r in ratio) / n,
+    )
+
+
+def test_metrics_hand_computed_example():
+    gt = np.array([1.0, 2.0, 4.0])
+    pred = np.array([1.1, 1.8, 5.0])
+    m = compute_depth_metrics(pred, gt)
+    exp = _expected([1.1, 1.8, 5.0], [1.0, 2.0, 4.0])
+    for k in METRIC_NAMES:
+        assert m[k] == pytest.approx(exp[k], rel=1e-9, abs=1e-12), k
+    # literal values worked out on paper
+    assert m["abs_rel"] == pytest.approx((0.1 + 0.1 + 0.25) / 3)
+    assert m["sq_rel"] == pytest.approx((0.01 + 0.02 + 0.25) / 3)
+    assert m["rmse"] == pytest.approx(math.sqrt((0.01 + 0.04 + 1.0) / 3))
+    # ratios 1.1, 1.111, 1.25: the last one is not < 1.25
+    assert m["delta1"] == pytest.approx(2 / 3)
+    assert m["delta2"] == 1.0 and m["delta3"] == 1.0
+    assert m["valid_pixels"] == 3 and m["scale"] == 1.0
+
+
+def test_invalid_pixels_excluded():
+    gt = np.array([[1.0, 2.0, 4.0], [np.nan, 0.0, 3.0], [np.inf, 2.0, 5.0]], dtype=np.float32)
+    pred = np.array([[1.1, 1.8, 5.0], [7.0, 9.0, np.nan], [1.0, 0.0, -1.0]], dtype=np.float32)
+    m = compute_depth_metrics(pred, gt)
+    # only the first row survives: NaN/0/inf gt, NaN pred and non-positive pred are dropped
+    assert m["valid_pixels"] == 3
+    exp = _expected([1.1, 1.8, 5.0], [1.0, 2.0, 4.0])
+    for k in METRIC_NAMES:
+        assert m[k] == pytest.approx(exp[k], rel=1e-5, abs=1e-7), k
+    # valid_mask checks gt range and pred finiteness; pred > 0 is enforced by the metrics
+    np.testing.assert_array_equal(valid_mask(gt, pred),
+                                  [[True, True, True], [False, False, False], [False, True, True]])
+
+
+def test_no_valid_pixel_gives_nan():
+    m = compute_depth_metrics(np.ones((2, 2)), np.full((2, 2), np.nan))
+    assert m["valid_pixels"] == 0
+    assert all(math.isnan(m[k]) for k in METRIC_NAMES)
+
+
+def test_range_capping_clips_pred_and_drops_gt_outside():
+    gt = np.array([1.0, 2.0, 4.0, 12.0, 0.5])
+    pred = np.array([0.5, 2.0, 20.0, 12.0, 0.5])
+    m = compute_depth_metrics(pred, gt, min_depth=0.8, max_depth=5.0)
+    # gt 12 (> max) and 0.5 (< min) excluded; pred clipped to [0.8, 5]: 0.5 -> 0.8, 20 -> 5
+    assert m["valid_pixels"] == 3
+    exp = _expected([0.8, 2.0, 5.0], [1.0, 2.0, 4.0])
+    for k in METRIC_NAMES:
+        assert m[k] == pytest.approx(exp[k], rel=1e-9), k
+    assert m["abs_rel"] == pytest.approx((0.2 + 0.0 + 0.25) / 3)
+
+
+def test_median_scaling():
+    gt = np.array([1.0, 2.0, 4.0, 3.0, 6.0])
+    m = compute_depth_metrics(2.0 * gt, gt, median_scaling=True)
+    assert m["scale"] == pytest.approx(0.5)
+    assert m["abs_rel"] == pytest.approx(0.0, abs=1e-12)
+    assert m["rmse"] == pytest.approx(0.0, abs=1e-12)
+    assert m["silog"] == pytest.approx(0.0, abs=1e-5)
+    assert m["delta1"] == 1.0
+    # without scaling the same prediction is 100 % off
+    assert compute_depth_metrics(2.0 * gt, gt)["abs_rel"] == pytest.approx(1.0)
+    # general case: scale = median(g) / median(p)
+    pred = np.array([1.1, 1.8, 5.0])
+    m = compute_depth_metrics(pred, np.array([1.0, 2.0, 4.0]), median_scaling=True)
+    s = 2.0 / 1.8
+    assert m["scale"] == pytest.approx(s)
+    exp = _expected([1.1 * s, 1.8 * s, 5.0 * s], [1.0, 2.0, 4.0])
+    for k in METRIC_NAMES:
+        assert m[k] == pytest.approx(exp[k], rel=1e-9), k
+
+
+def test_metrics_shape_mismatch():
+    with pytest.raises(ValueError):
+        compute_depth_metrics(np.ones((2, 3)), np.ones((3, 2)))
+
+
+def test_mean_metrics_skips_empty_frames():
+    a = compute_depth_metrics(np.array([1.1, 1.8, 5.0]), np.array([1.0, 2.0, 4.0]))
+    b = compute_depth_metrics(np.array([2.0, 2.0]), np.array([2.0, 2.0]))
+    empty = compute_depth_metrics(np.array([1.0]), np.array([np.nan]))
+    out = mean_metrics([a, empty, b])
+    assert out["frames"] == 2
+    assert out["abs_rel"] == pytest.approx((0.15 + 0.0) / 2)
+    assert out["delta1"] == pytest.approx((2 / 3 + 1.0) / 2)
+    only_empty = mean_metrics([empty])
+    assert only_empty["frames"] == 0 and math.isnan(only_empty["abs_rel"])
+
+
+# --------------------------------------------------------------------------- output kinds
+
+def _spec(kind, **kw):
+    return ModelSpec(name="t", input_size=(32, 32), output_kind=kind, citation="test", **kw)
+
+
+def test_output_metric_depth_identity():
+    out = np.array([[0.5, 3.0]], dtype=np.float32)
+    np.testing.assert_array_equal(output_to_metric_depth(out, _spec("metric_depth"), 500.0, 640),
+                                  out)
+
+
+def test_output_normalized_depth():
+    spec = _spec("normalized_depth", depth_range=(0.5, 10.5))
+    out = output_to_metric_depth(np.array([[0.0, 0.25, 1.0]], np.float32), spec, 500.0, 640)
+    np.testing.assert_allclose(out, [[0.5, 3.0, 10.5]], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_output_inverse_depth():
+    out = output_to_metric_depth(np.array([[0.5, 2.0, 0.0, -1.0]], np.float32),
+                                 _spec("inverse_depth"), 500.0, 640)
+    np.testing.assert_allclose(out[0, :2], [2.0, 0.5], rtol=1e-6)
+    assert np.isposinf(out[0, 2:]).all()
+    assert out.dtype == np.float32
+
+
+def test_output_disparity_with_baseline():
+    B, fx, W = 0.54, 721.5377, 1242
+    spec = _spec("disparity", stereo_baseline=B)
+    d = np.array([[0.05, 0.1, 0.0]], np.float32)
+    out = output_to_metric_depth(d, spec, fx, W)
+    np.testing.assert_allclose(out[0, :2], [fx * B / (0.05 * W), fx * B / (0.1 * W)], rtol=1e-5)
+    assert out[0, 0] == pytest.approx(6.2744, rel=1e-4)  # 721.5377*0.54/62.1
+    assert np.isposinf(out[0, 2])
+    with pytest.raises(ValueError):
+        _spec("disparity")  # no baseline
+
+
+def test_focal_rescaling():
+    train_focal = 585.0 / 640.0
+    spec = _spec("metric_depth", train_focal=train_focal, rescale_by_focal=True)
+    raw = np.array([[2.0, 4.0]], np.float32)
+    fx, W = 721.5377, 1242
+    factor = (fx / W) / train_focal
+    np.testing.assert_allclose(output_to_metric_depth(raw, spec, fx, W), raw * factor, rtol=1e-6)
+    # the training camera itself (and the same camera at half resolution) gives factor 1
+    np.testing.assert_allclose(output_to_metric_depth(raw, spec, 585.0, 640), raw, rtol=1e-6)
+    np.testing.assert_allclose(output_to_metric_depth(raw, spec, 292.5, 320), raw, rtol=1e-6)
+    # off unless asked for
+    off = _spec("metric_depth", train_focal=train_focal, rescale_by_focal=False)
+    np.testing.assert_array_equal(output_to_metric_depth(raw, off, fx, W), raw)
+    # applies after the kind conversion
+    inv = _spec("inverse_depth", train_focal=train_focal, rescale_by_focal=True)
+    np.testing.assert_allclose(output_to_metric_depth(np.array([[0.5]], np.float32), inv, fx, W),
+                               [[2.0 * factor]], rtol=1e-6)
+
+
+def test_output_conversion_rejects_bad_camera():
+    for fx, w in ((0.0, 640), (-1.0, 640), (500.0, 0)):
+        with pytest.raises(ValueError):
+            output_to_metric_depth(np.ones((1, 1), np.float32), _spec("metric_depth"), fx, w)
+
+
+# --------------------------------------------------------------------------- device / precision
+
+def test_select_device():
+    dev, warns = select_device("cpu")
+    assert dev == torch.device("cpu") and warns == []
+    dev, warns = select_device("auto")
+    if torch.cuda.is_available():
+        assert dev.type == "cuda" and warns == []
+    else:
+        assert dev.type == "cpu" and len(warns) == 1 and "CUDA" in warns[0]
+        with pytest.raises(ValueError):
+            select_device("cuda")
+        with pytest.raises(ValueError):
+            select_device("cuda:0")
+    with pytest.raises(ValueError):
+        select_device("tpu-ish")
+
+
+def test_select_precision():
+    cpu = torch.device("cpu")
+    assert select_precision("fp32", cpu) == (torch.float32, [])
+    dtype, warns = select_precision("fp16", cpu)
+    assert dtype == torch.float32 and len(warns) == 1
+    assert select_precision("bf16", cpu) == (torch.bfloat16, [])
+    with pytest.raises(ValueError):
+        select_precision("fp64", cpu)
+    if torch.cuda.is_available():
+        assert select_precision("fp16", torch.device("cuda")) == (torch.float16, [])

@@ -1,0 +1,115 @@
+"""Real cross-process ROS 2 test: depth_node as a subprocess, real 7-Scenes frames over DDS.
+
+Checks what a navigation stack relies on: header (stamp, frame_id) copied from the input,
+32FC1 metres at the camera resolution with NaN outside [min_depth, max_depth], an organized
+PointCloud2 in the optical frame whose z equals the depth image, NaN for invalid pixels.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from ros_helpers import (isolated_ros_env, rclpy_context, spin_until, start_process,  # noqa: E402,F401
+                         stop_process)
+
+from mono_depth_ros.data import SevenScenes  # noqa: E402
+from mono_depth_ros.ros_conversions import make_image, stamp_ns  # noqa: E402
+
+MAX_DEPTH = 2.5
+QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(scope="module")
+def depth_node_process(tmp_path_factory, rclpy_context):
+    import os
+    tmp = tmp_path_factory.mktemp("node")
+    # same domain / profile as this process's rclpy context (set by rclpy_context)
+    env = dict(os.environ)
+    proc = start_process(["-m", "mono_depth_ros.depth_node", "--ros-args",
+                          "-p", f"max_depth:={MAX_DEPTH}", "-p", "stats_period:=1.0",
+                          "-p", "device:=cpu",
+                          # reliable QoS (a parameter of the node) so a loaded CI machine cannot
+                          # drop frames and make the test flaky; best effort is the default
+                          "-p", "input_reliability:=reliable", "-p", "output_reliability:=reliable",
+                          "-p", "output_depth:=5"], env, tmp / "node.log")
+    yield proc
+    stop_process(proc)
+    log = (tmp / "node.log").read_text()
+    print(log[-3000:])
+
+
+def test_depth_and_points_cross_process(depth_node_process, rclpy_context, data_dir):
+    ds = SevenScenes(data_dir / "7scenes-redkitchen", slice(0, 40, 8))
+    node = Node("crossprocess_tester", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    got = {"depth": {}, "points": {}, "info": {}}
+    node.create_subscription(Image, "depth/image", lambda m: got["depth"].setdefault(stamp_ns(m.header), m),
+                             QOS)
+    node.create_subscription(PointCloud2, "points", lambda m: got["points"].setdefault(stamp_ns(m.header), m),
+                             QOS)
+    node.create_subscription(CameraInfo, "depth/camera_info",
+                             lambda m: got["info"].setdefault(stamp_ns(m.header), m), QOS)
+    pub_img = node.create_publisher(Image, "image", QOS)
+    pub_info = node.create_publisher(CameraInfo, "camera_info", QOS)
+    try:
+        assert spin_until(ex, lambda: depth_node_process.poll() is not None or (
+            pub_img.get_subscription_count() > 0 and node.count_publishers("points") > 0), 90), \
+            "depth_node did not come up within 90 s"
+        assert depth_node_process.poll() is None, "depth_node exited"
+        spin_until(ex, lambda: False, 1.0)  # let the node's publishers match our readers
+        sent = {}
+        for i, s in enumerate(ds):
+            h = Header(frame_id="camera_optical_frame")
+            h.stamp.sec, h.stamp.nanosec = 2000 + i, 123
+            ci = CameraInfo(header=h, width=640, height=480)
+            ci.k = s.K.reshape(9).tolist()
+            ci.p = np.hstack([s.K, np.zeros((3, 1))]).reshape(12).tolist()
+            pub_info.publish(ci)
+            pub_img.publish(make_image(h, s.rgb, "rgb8"))
+            sent[stamp_ns(h)] = s
+            # one frame at a time: the node keeps only the newest, and we want every frame
+            spin_until(ex, lambda: stamp_ns(h) in got["points"], 30)
+        assert spin_until(ex, lambda: len(got["points"]) == len(sent), 30), \
+            {k: len(v) for k, v in got.items()}
+    finally:
+        node.destroy_node()
+    assert got["depth"], "no depth/image received"
+    assert set(got["depth"]) <= set(sent), "output stamps must be the input stamps"
+    for st, m in got["depth"].items():
+        assert m.header.frame_id == "camera_optical_frame"
+        assert (m.encoding, m.height, m.width, m.step) == ("32FC1", 480, 640, 640 * 4)
+        depth = np.frombuffer(m.data, np.float32).reshape(480, 640)
+        finite = depth[np.isfinite(depth)]
+        assert finite.size > 0
+        assert finite.max() <= MAX_DEPTH + 1e-6 and finite.min() > 0
+        if st in got["info"]:
+            assert list(got["info"][st].k) == pytest.approx(sent[st].K.reshape(9).tolist())
+        if st in got["points"]:
+            c = got["points"][st]
+            assert (c.height, c.width, c.point_step, c.row_step, c.is_dense) == (480, 640, 16, 640 * 16, False)
+            assert [f.name for f in c.fields] == ["x", "y", "z", "rgb"]
+            pts = np.frombuffer(c.data, np.float32).reshape(480, 640, 4)
+            z = pts[..., 2]
+            np.testing.assert_array_equal(np.isnan(z), np.isnan(depth))
+            np.testing.assert_allclose(z[np.isfinite(z)], depth[np.isfinite(depth)])
+            # REP 103: right of the principal point x > 0, below it y > 0
+            v, u = np.nonzero(np.isfinite(z))
+            right, below = u > 330, v > 250
+            assert (pts[v[right], u[right], 0] > 0).all() and (pts[v[below], u[below], 1] > 0).all()
+            # packed colour = the input pixel
+            rgb = sent[st].rgb
+            packed = pts[..., 3].view(np.uint32)
+            r, g, b = (packed >> 16) & 255, (packed >> 8) & 255, packed & 255
+            assert (r == rgb[..., 0]).all() and (g == rgb[..., 1]).all() and (b == rgb[..., 2]).all()
