@@ -152,9 +152,10 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_test(args) -> int:
+def cmd_test(pytest_args: List[str]) -> int:
+    """Run the test suite with this interpreter; ``pytest_args`` are passed through."""
     root = package_share_dir()
-    return subprocess.call([sys.executable, "-m", "pytest", str(root / "test"), *args.pytest_args],
+    return subprocess.call([sys.executable, "-m", "pytest", str(root / "test"), *pytest_args],
                            cwd=root)
 
 
@@ -240,14 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", help="last.pt of an interrupted run")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("test", help="run the test suite")
-    s.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    s.set_defaults(func=cmd_test)
+    sub.add_parser("test", help="run the test suite (further arguments go to pytest)")
     return p
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Console entry point ``mono-depth-ros``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["test"]:  # everything after "test" belongs to pytest
+        raise SystemExit(cmd_test(argv[1:]))
     args = build_parser().parse_args(argv)
     raise SystemExit(args.func(args))
 

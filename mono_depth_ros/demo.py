@@ -101,7 +101,10 @@ def run_demo(args) -> int:
     node_cmd = [py, "-m", "mono_depth_ros.depth_node", "--ros-args", "-r", "__ns:=/camera",
                 "-r", "image:=image_raw", "-p", f"model:={args.model}",
                 "-p", f"device:={args.device}", "-p", f"cloud_decimation:={args.cloud_decimation}",
-                "-p", f"stats_file:={node_stats}", "-p", "stats_period:=5.0"]
+                "-p", f"stats_file:={node_stats}", "-p", "stats_period:=5.0",
+                # outputs reliable so the recording holds every frame the node processed (the
+                # input stays best effort, as from a camera driver)
+                "-p", "output_reliability:=reliable", "-p", "output_depth:=5"]
     if args.checkpoint:
         node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} FASTDDS_DEFAULT_PROFILES_FILE="
@@ -109,6 +112,7 @@ def run_demo(args) -> int:
     node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
     rec = subprocess.Popen([py, "-m", "mono_depth_ros.bag_recorder", str(rec_bag),
                             *[f"{t}:{m}" for t, m in RECORDED.items()],
+                            "--qos-reliability", "reliable",
                             "--summary", str(out / "record_counts.json")],
                            env=env, stdout=rec_log, stderr=subprocess.STDOUT)
     procs: List[subprocess.Popen] = [node, rec]
