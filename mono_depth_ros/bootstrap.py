@@ -28,7 +28,7 @@ def venv_python() -> Path:
 
 def _requirements_hash() -> str:
     h = hashlib.sha256()
-    for name in ("requirements.txt", "setup.py"):
+    for name in ("requirements.txt", "requirements-core.txt", "setup.py"):
         h.update((ROOT / name).read_bytes())
     return h.hexdigest()
 
