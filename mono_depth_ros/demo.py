@@ -17,7 +17,6 @@ Every wait is bounded; ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and, unless s
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess

@@ -24,7 +24,6 @@ import time
 from collections import OrderedDict
 from typing import Dict, Optional
 
-import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ros_helpers import rclpy_context  # noqa: F401  (fixture shared by the ROS tests)
+
 #: Repository root (the folder holding ``mono_depth_ros/`` and ``test/``).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real sample data: ``<repo>/../shared/data``.

@@ -16,8 +16,6 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from ros_helpers import rclpy_context  # noqa: E402,F401  (fixture)
-
 from mono_depth_ros.depth_node import DepthNode  # noqa: E402
 from mono_depth_ros.ros_conversions import make_image  # noqa: E402
 

@@ -7,7 +7,6 @@ PointCloud2 in the optical frame whose z equals the depth image, NaN for invalid
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -20,8 +19,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from ros_helpers import (isolated_ros_env, rclpy_context, spin_until, start_process,  # noqa: E402,F401
-                         stop_process)
+from ros_helpers import spin_until, start_process, stop_process  # noqa: E402
 
 from mono_depth_ros.data import SevenScenes  # noqa: E402
 from mono_depth_ros.ros_conversions import make_image, stamp_ns  # noqa: E402

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import resize_to
 from .encoders import create_encoder
 from .registry import register_model
 from .spec import ModelSpec
@@ -37,12 +38,6 @@ _UNET = "Ronneberger et al., 'U-Net', MICCAI 2015"
 # --------------------------------------------------------------------------------------------
 # Shared building blocks
 # --------------------------------------------------------------------------------------------
-
-def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinearly resize ``B x C x h x w`` to ``size`` (no-op when it already matches)."""
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:

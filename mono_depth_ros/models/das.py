@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .layers import resize_to
 from .encoders import create_classifier
 from .registry import register_model
 from .spec import ModelSpec
@@ -30,11 +30,6 @@ INCEPTION_STD = (0.5, 0.5, 0.5)
 #: Smallest input side the unpadded Inception-ResNet-v2 stem and reductions accept.
 MIN_INPUT_SIDE = 75
 
-
-def _resize_to(x: torch.Tensor, size) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 class _UpBlock(nn.Module):
@@ -49,7 +44,7 @@ class _UpBlock(nn.Module):
             nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, size) -> torch.Tensor:
-        return self.convs(torch.cat([_resize_to(x, size), _resize_to(skip, size)], dim=1))
+        return self.convs(torch.cat([resize_to(x, size), resize_to(skip, size)], dim=1))
 
 
 class IRv2EncDec(nn.Module):
@@ -115,7 +110,7 @@ class IRv2EncDec(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``B x 3 x H x W`` -> ``B x 1 x H x W`` normalised depth in ``[0, 1]``."""
-        return _resize_to(self.forward_half(x), x.shape[-2:])
+        return resize_to(self.forward_half(x), x.shape[-2:])
 
 
 _CITATION = ("Das et al., 'Depth Estimation From Monocular Images With Enhanced Encoder-Decoder "

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import resize_to
 from .encoders import PretrainedWeightsUnavailable
 from .registry import register_model
 from .spec import ModelSpec
@@ -29,11 +30,6 @@ from .spec import ModelSpec
 #: Sigmoid disparities are scaled to at most 30 % of the image width (monodepth convention).
 DISP_SCALE = 0.3
 
-
-def _resize_to(x: torch.Tensor, size) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 class ConvLSTM(nn.Module):
@@ -118,10 +114,10 @@ class _Branch(nn.Module):
         disps: List[torch.Tensor] = []
         for i in range(5):
             skip = skips[4 - i]
-            y = _resize_to(self.deconv[i](y), skip.shape[-2:])
+            y = resize_to(self.deconv[i](y), skip.shape[-2:])
             parts = [y, skip]
             if disps:  # the coarser disparity, upsampled, feeds the next scale
-                parts.append(_resize_to(disps[-1], skip.shape[-2:]))
+                parts.append(resize_to(disps[-1], skip.shape[-2:]))
             y = self.iconv[i](torch.cat(parts, dim=1))
             if i >= 1:
                 disps.append(DISP_SCALE * torch.sigmoid(self.disp[i - 1](y)))

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import resize_to
 from .encoders import PretrainedWeightsUnavailable
 from .registry import create_model, register_model
 from .spec import ModelSpec
@@ -99,11 +100,6 @@ def _check_input(x: torch.Tensor, channels: int, name: str) -> None:
     if x.dim() != 4 or x.shape[1] != channels:
         raise ValueError(f"{name} expects B x {channels} x H x W input, got {tuple(x.shape)}")
 
-
-def _resize_to(x: torch.Tensor, size) -> torch.Tensor:
-    if x.shape[-2:] == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def _load_whole_model(model: nn.Module, name: str, pretrained: Union[bool, str, os.PathLike]):
@@ -182,9 +178,9 @@ class UNetSeg(nn.Module):
             skips.append(y)
         y = self.drop(y)
         for up, fuse, skip in zip(self.up, self.fuse, reversed(skips[:-1])):
-            y = _resize_to(up(y), skip.shape[-2:])
+            y = resize_to(up(y), skip.shape[-2:])
             y = fuse(torch.cat([skip, y], dim=1))
-        y = _resize_to(self.head(y), x.shape[-2:])
+        y = resize_to(self.head(y), x.shape[-2:])
         return {"segmentation": torch.sigmoid(y)}
 
 
@@ -252,9 +248,9 @@ class SCRX(nn.Module):
         f = x
         for conv in self.refine:
             f = F.max_pool2d(F.relu(conv(f)), 2)
-        coarse = _resize_to(coarse, f.shape[-2:])
+        coarse = resize_to(coarse, f.shape[-2:])
         y = torch.sigmoid(self.out(torch.cat([f, coarse], dim=1)))
-        return _resize_to(y, x.shape[-2:])
+        return resize_to(y, x.shape[-2:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +308,7 @@ class CNN3DS(nn.Module):
                 y = F.relu(y)
         y = F.max_pool3d(y, kernel_size=(y.shape[2], 2, 2))  # 3 planes left -> 1, H/2 x W/2
         y = torch.sigmoid(y) if self.last_activation == "sigmoid" else F.relu(y)
-        return _resize_to(y[:, :, 0], x.shape[-2:])
+        return resize_to(y[:, :, 0], x.shape[-2:])
 
 
 class CNN3DUp(nn.Module):
@@ -359,7 +355,7 @@ class CNN3DUp(nn.Module):
         for deconv in self.deconvs:
             y = self.drop(F.relu(deconv(y)))
         y = F.relu(self.out(y))
-        return _resize_to(y[:, :, 0], size)
+        return resize_to(y[:, :, 0], size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``B x 17 x H x W`` -> ``B x 1 x H x W`` normalised depth (``>= 0``)."""
