@@ -123,7 +123,7 @@ def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir:
 
     preds = read_topics_by_stamp(pred_bag, [pred_topic])[pred_topic]
     gt_topics = [gt_topic] + ([image_topic] if image_topic else [])
-    gts = read_topics_by_stamp(gt_bag, gt_topics)
+    gts = read_topics_by_stamp(gt_bag, gt_topics, stamps=preds)
     stamps = sorted(s for s in preds if s in gts[gt_topic])
     ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps))
     for st in stamps:

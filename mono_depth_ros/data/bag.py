@@ -164,12 +164,20 @@ def stamp_ns(msg) -> int:
     return int(st.sec) * 10**9 + int(st.nanosec)
 
 
-def read_topics_by_stamp(path: Union[str, Path], topics: Sequence[str]) -> Dict[str, Dict[int, object]]:
-    """Deserialise ``topics`` of a bag into ``{topic: {header_stamp_ns: message}}``."""
+def read_topics_by_stamp(path: Union[str, Path], topics: Sequence[str],
+                         stamps: Optional[Iterable[int]] = None) -> Dict[str, Dict[int, object]]:
+    """Deserialise ``topics`` of a bag into ``{topic: {header_stamp_ns: message}}``.
+
+    Args:
+        stamps: keep only messages with these header stamps (bounds memory on long bags).
+    """
+    keep = None if stamps is None else set(stamps)
     out: Dict[str, Dict[int, object]] = {t: {} for t in topics}
     for topic, msgtype, _, data in iter_raw(path, topics):
         msg = deserialize(data, msgtype)
-        out[topic][stamp_ns(msg)] = msg
+        st = stamp_ns(msg)
+        if keep is None or st in keep:
+            out[topic][st] = msg
     return out
 
 
