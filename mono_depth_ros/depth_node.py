@@ -31,7 +31,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from .geometry import CloudBuilder, InvalidCameraInfo, intrinsics_from_camera_info, scale_intrinsics
 from .image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
-from .models import get_spec, list_models
+from .models import list_models
 from .ros_conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
 from .runtime import DepthEstimator
 from .stats import PipelineStats
@@ -263,7 +263,7 @@ class DepthNode(Node):
             if wanted["labels"]:
                 self.pub_labels.publish(make_image(header, pred.labels, "mono8"))
             if wanted["seg_colored"]:
-                palette = get_spec(self.estimator.name).extras.get("palette")
+                palette = self.estimator.palette
                 if palette is not None:
                     self.pub_seg_colored.publish(
                         make_image(header, colorize_labels(pred.labels, palette), "bgr8"))

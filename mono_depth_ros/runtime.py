@@ -169,6 +169,14 @@ class DepthEstimator:
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def palette(self) -> Optional[list]:
+        """RGB colour per class id for this model's labels (its own or its front end's), or None."""
+        for net in (self.net, self.frontend):
+            if net is not None and net.spec.extras.get("palette") is not None:
+                return net.spec.extras["palette"]
+        return None
+
     def reset_state(self) -> None:
         """Forget recurrent state (call on a camera jump or a new sequence)."""
         if hasattr(self.net, "reset_state"):

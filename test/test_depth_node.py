@@ -135,3 +135,37 @@ def test_switch_model_by_parameter(node):
     while node.estimator.name != "fastdepth" and time.monotonic() < end:
         time.sleep(0.1)
     assert node.estimator.name == "fastdepth"
+
+
+def test_semantic_input_model_publishes_segmentation(rclpy_context):
+    """cnn3d_up runs behind unet_seg: the node publishes depth and both segmentation images."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+
+    from ros_helpers import spin_until
+
+    n = DepthNode(context=rclpy_context, parameter_overrides=[
+        Parameter("model", value="cnn3d_up"), Parameter("input_width", value=128),
+        Parameter("input_height", value=64), Parameter("stats_period", value=0.0)])
+    listener = Node("seg_listener", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(listener)
+    got = {}
+    for topic in ("segmentation/labels", "segmentation/colored", "depth/image"):
+        listener.create_subscription(Image, topic, lambda m, t=topic: got.setdefault(t, m),
+                                     qos_profile_sensor_data)
+    try:
+        assert n.estimator.frontend is not None and n.estimator.palette is not None
+        assert spin_until(ex, lambda: n.pub_labels.get_subscription_count() > 0, 10)
+        n._on_info(info(8))
+        assert n.process_frame(make_image(header(8), rgb_frame(), "rgb8")), dict(n.stats.counts)
+        assert spin_until(ex, lambda: len(got) == 3, 10), sorted(got)
+        labels = got["segmentation/labels"]
+        assert (labels.encoding, labels.height, labels.width) == ("mono8", 480, 640)
+        assert max(labels.data) < 14
+        assert got["segmentation/colored"].encoding == "bgr8"
+        assert got["segmentation/labels"].header.stamp == header(8).stamp
+    finally:
+        listener.destroy_node()
+        n.destroy_node()
