@@ -281,7 +281,9 @@ class DepthNode(Node):
         """Write counters, skip reasons and latency percentiles as JSON to ``path``."""
         with open(path, "w") as f:
             json.dump({"model": self.estimator.name, "device": str(self.estimator.device),
-                       "counts": dict(self.stats.counts), "skipped": dict(self.stats.skipped),
+                       "counts": {k: self.stats.counts[k] for k in
+                                  ("received", "processed", "dropped", "skipped", "no_subscribers")},
+                       "skipped": dict(self.stats.skipped),
                        "latency_ms": self.stats.percentiles()}, f, indent=2)
 
     def destroy_node(self):

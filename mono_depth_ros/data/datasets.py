@@ -11,7 +11,11 @@ evaluator and training treat them alike:
 - :class:`KittiFrame` - a KITTI raw frame (Geiger et al., CVPR 2012) with its depth-completion
   annotation (Uhrig et al., 3DV 2017): ``raw/sync_rect/cam_02.png``,
   ``depth_completion/groundtruth_image_02.png`` (uint16, m = v / 256, 0 invalid) and
-  ``raw/calib_cam_to_cam.txt`` (``P_rect_02``).
+  ``raw/calib_cam_to_cam.txt`` (``P_rect_02``); ``stereo=True`` adds ``cam_03.png``.
+
+More layouts live in sibling modules (NYU ``sync`` / labelled ``.mat``, KITTI raw drives and
+Eigen splits, SYNTHIA, Cityscapes, generic image/depth folders, ROS 2 bags);
+:func:`open_dataset` tries all of them, see :func:`readers`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ class Sample:
             dataset has no timestamps).
         name: frame identifier (file stem).
         pose: ``4 x 4`` camera-to-world (m) or ``None``.
+        rgb_right: ``H x W x 3`` uint8 RGB of the other camera of a rectified stereo pair (same
+            ``K``), or ``None``. For KITTI's left camera it is the right camera.
+        baseline: signed x offset (m) of the ``rgb_right`` camera in this camera's rectified
+            frame: positive when it is to the right (KITTI 02 -> 03: about +0.54 m), or
+            ``None``. Disparity (px) = ``K[0, 0] * baseline / depth``.
+        labels: ``H x W`` per-pixel class ids (uint8; uint16 for label sets with more than
+            255 classes, such as raw NYU labels), or ``None``. 255 (uint8) marks ignored
+            pixels after augmentation.
     """
 
     rgb: np.ndarray
@@ -51,6 +63,9 @@ class Sample:
     stamp_ns: int
     name: str
     pose: Optional[np.ndarray] = None
+    rgb_right: Optional[np.ndarray] = None
+    baseline: Optional[float] = None
+    labels: Optional[np.ndarray] = None
 
 
 class DatasetError(ValueError):
@@ -73,6 +88,26 @@ def _read_u16(path: Path) -> np.ndarray:
     if img is None or img.dtype != np.uint16:
         raise DatasetError(f"cannot read uint16 depth {path}")
     return img
+
+
+def read_intrinsics(path: Union[str, Path]) -> np.ndarray:
+    """A ``3 x 3`` float64 K from a text file of 9 numbers (the matrix, row-major), 4 numbers
+    (``fx fy cx cy``) or 3 numbers (``f cx cy``, SYNTHIA's ``CameraParams/intrinsics.txt``).
+
+    Raises:
+        DatasetError: unreadable, or another count of numbers.
+    """
+    try:
+        vals = np.array(Path(path).read_text().replace(",", " ").split(), dtype=np.float64)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read intrinsics {path}: {exc}") from exc
+    if vals.size == 9:
+        return vals.reshape(3, 3)
+    if vals.size == 4:
+        return _intrinsics(*vals)
+    if vals.size == 3:
+        return _intrinsics(vals[0], vals[0], vals[1], vals[2])
+    raise DatasetError(f"{path}: expected 9, 4 or 3 numbers for intrinsics, got {vals.size}")
 
 
 def depth_from_u16(raw: np.ndarray, scale: float, invalid: Sequence[int] = (0,)) -> np.ndarray:
@@ -187,41 +222,82 @@ def read_kitti_calib(path: Union[str, Path]) -> dict:
     return out
 
 
+def kitti_stereo_baseline(calib_cam_to_cam: dict, cam: int = 2, other: int = 3) -> float:
+    """Signed baseline (m) of camera ``other`` seen from camera ``cam`` (rectified KITTI pair).
+
+    ``P_rect_0X[0, 3] = -fx * x_X`` with ``x_X`` camera X's x position in the rectified
+    camera-0 frame, so ``b = (P_cam[0, 3] - P_other[0, 3]) / fx`` (02 -> 03: about +0.54 m).
+
+    Args:
+        calib_cam_to_cam: :func:`read_kitti_calib` of ``calib_cam_to_cam.txt``.
+    """
+    P = calib_cam_to_cam[f"P_rect_{cam:02d}"].reshape(3, 4)
+    Po = calib_cam_to_cam[f"P_rect_{other:02d}"].reshape(3, 4)
+    return float((P[0, 3] - Po[0, 3]) / P[0, 0])
+
+
 class KittiFrame(_Frames):
     """KITTI raw frame folder: left colour camera (``cam_02``) + annotated depth.
 
     K comes from ``P_rect_02`` of ``raw/calib_cam_to_cam.txt`` (full 1242x375 frame).
+    With ``stereo=True`` the sample also carries ``rgb_right`` (``cam_03.png``) and the
+    ``baseline`` from ``P_rect_02`` / ``P_rect_03`` (:func:`kitti_stereo_baseline`).
 
     Raises:
-        DatasetError: the expected files are missing.
+        DatasetError: the expected files are missing (``cam_03.png`` too when ``stereo``).
     """
 
     rate_hz = 10.0
     frame_id = "camera_color_left_optical_frame"
     eval_range = (1e-3, 80.0)  # KITTI Eigen-split convention
 
-    def __init__(self, root, frames: Optional[slice] = None):
+    def __init__(self, root, frames: Optional[slice] = None, stereo: bool = False):
         super().__init__(root, frames)
         self.image = self.root / "raw" / "sync_rect" / "cam_02.png"
+        self.image_right = self.root / "raw" / "sync_rect" / "cam_03.png"
         self.gt = self.root / "depth_completion" / "groundtruth_image_02.png"
         calib = self.root / "raw" / "calib_cam_to_cam.txt"
         if not (self.image.is_file() and calib.is_file()):
             raise DatasetError(f"no KITTI raw frame (raw/sync_rect/cam_02.png + calib) in {self.root}")
-        P = read_kitti_calib(calib)["P_rect_02"].reshape(3, 4)
+        if stereo and not self.image_right.is_file():
+            raise DatasetError(f"stereo=True but {self.image_right} is missing")
+        self.stereo = stereo
+        cal = read_kitti_calib(calib)
+        P = cal["P_rect_02"].reshape(3, 4)
         self.K = P[:, :3].copy()
+        self.baseline = kitti_stereo_baseline(cal, 2, 3) if stereo else None
         self._items = self._select([0])
 
     def _load(self, i: int) -> Sample:
         rgb = _read_rgb(self.image)
         depth = depth_from_u16(_read_u16(self.gt), 1.0 / 256.0) if self.gt.is_file() else None
-        return Sample(rgb, depth, self.K.copy(), STAMP_ORIGIN_NS, "kitti_2011_09_26_0001_0000000005")
+        right = _read_rgb(self.image_right) if self.stereo else None
+        return Sample(rgb, depth, self.K.copy(), STAMP_ORIGIN_NS, "kitti_2011_09_26_0001_0000000005",
+                      rgb_right=right, baseline=self.baseline)
 
 
 _READERS = (SevenScenes, NYUTest, KittiFrame)
 
 
+def readers() -> tuple:
+    """Every reader :func:`open_dataset` tries, in order: the ones above, then the ROS 2 bag
+    folder, KITTI raw drives, NYU ``sync`` folders, the NYU labelled ``.mat``, Cityscapes,
+    SYNTHIA and the generic ``rgb/`` + ``depth/`` folder (most specific layouts first)."""
+    from .bag_dataset import BagDataset
+    from .cityscapes import Cityscapes
+    from .generic import ImageDepthFolder
+    from .kitti import KittiRaw
+    from .nyu import NYULabeled, NYUSync
+    from .synthia import Synthia
+    return _READERS + (BagDataset, KittiRaw, NYUSync, NYULabeled, Cityscapes, Synthia,
+                       ImageDepthFolder)
+
+
 def open_dataset(path: Union[str, Path], frames: Optional[slice] = None) -> _Frames:
-    """Open ``path`` with the first reader whose layout matches.
+    """Open ``path`` with the first reader whose layout matches (see :func:`readers`).
+
+    ``path`` is a folder, or for the NYU labelled set the ``.mat`` file. Readers that need
+    options (an Eigen split file, stereo pairs, label mappings, topics) are built directly.
 
     Args:
         frames: optional slice of frames to keep (``slice(800, 1000)``).
@@ -230,7 +306,7 @@ def open_dataset(path: Union[str, Path], frames: Optional[slice] = None) -> _Fra
         DatasetError: no reader recognises the folder (the message lists what was tried).
     """
     errors = []
-    for reader in _READERS:
+    for reader in readers():
         try:
             return reader(path, frames)
         except DatasetError as exc:
