@@ -64,13 +64,18 @@ class BagPlayer(Node):
                      for t in self.topics}
         self.published: Dict[str, int] = {t: 0 for t in self.topics}
 
-    def wait_for_subscribers(self, topic: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until ``topic`` (bag name) has a subscriber."""
-        pub = self.pubs[topic]
+    def wait_for_subscribers(self, topics: Sequence[str], timeout: float) -> bool:
+        """Wait up to ``timeout`` s until every topic in ``topics`` (bag names) has a subscriber."""
+        pubs = [self.pubs[t] for t in topics]
         end = time.monotonic() + timeout
-        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+        while any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < end:
             time.sleep(0.05)
-        return pub.get_subscription_count() > 0
+        return all(p.get_subscription_count() > 0 for p in pubs)
+
+    def wait_for_acks(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until reliable subscribers acknowledged every message."""
+        from rclpy.duration import Duration
+        return all(p.wait_for_all_acked(Duration(seconds=timeout)) for p in self.pubs.values())
 
     def play(self, loop: bool = False) -> Dict[str, int]:
         """Publish the bag (once, or forever with ``loop``); returns messages per topic."""
@@ -98,8 +103,11 @@ def build_parser(p: Optional[argparse.ArgumentParser] = None) -> argparse.Argume
     p.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="rename topics")
     p.add_argument("--loop", action="store_true", help="play forever")
     p.add_argument("--qos-reliability", default="reliable", choices=["reliable", "best_effort"])
-    p.add_argument("--wait-for", metavar="TOPIC", help="bag topic that must have a subscriber first")
+    p.add_argument("--wait-for", nargs="*", metavar="TOPIC", default=[],
+                   help="bag topics that must have a subscriber before playing")
     p.add_argument("--wait-timeout", type=float, default=30.0, help="seconds to wait for it")
+    p.add_argument("--ack-timeout", type=float, default=5.0,
+                   help="seconds to wait for reliable subscribers to acknowledge the last messages")
     p.add_argument("--start-delay", type=float, default=1.0,
                    help="seconds after discovery before the first message (lets all readers match)")
     return p
@@ -116,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         time.sleep(args.start_delay)
         counts = node.play(loop=args.loop)
+        # like `ros2 bag play --wait-for-all-acked`: reliable readers get the last messages too
+        node.wait_for_acks(args.ack_timeout)
         for topic, n in counts.items():
             print(f"published {n} messages on {topic}", flush=True)
         return 0

@@ -85,10 +85,11 @@ def cmd_record(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_bags, evaluate_model, format_table
+    from .metrics import format_appendix_a
     if args.bag:
         summary = evaluate_bags(args.bag, args.gt_bag or args.bag, args.out, args.pred_topic,
                                 args.gt_topic, args.image_topic, args.min_depth or 1e-3,
-                                args.max_depth or 10.0, args.panels)
+                                args.max_depth or 10.0, args.panels, args.crop)
     elif args.data:
         from .data import open_dataset, parse_frames
         from .runtime import DepthEstimator
@@ -98,11 +99,11 @@ def cmd_evaluate(args) -> int:
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
-                                 args.panels)
+                                 args.panels, crop=args.crop)
     else:
         print("evaluate needs --bag (recorded predictions) or --data (dataset folder)", file=sys.stderr)
         return 2
-    print(format_table(summary))
+    print(format_appendix_a(summary) if args.layout == "appendix-a" else format_table(summary))
     print(f"frames: {summary['frames']}  metrics: {Path(args.out) / 'metrics.json'}")
     for p in summary["panels"]:
         print(f"panel: {p}")
@@ -198,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
+    s.add_argument("--crop", choices=["eigen", "garg"], help="KITTI evaluation crop")
+    s.add_argument("--layout", choices=["table", "appendix-a"], default="table",
+                   help="appendix-a: RMS, MQE, RMSL, RMSLSI, ABSR, ABSQ, σ1-3 (Valdez-Rodríguez)")
     s.add_argument("--out", default="eval_out")
     s.set_defaults(func=cmd_evaluate)
 

@@ -120,7 +120,7 @@ def run_demo(args) -> int:
               f"frames at x{args.rate}", flush=True)
         play = subprocess.run(
             [py, "-m", "mono_depth_ros.bag_player", str(in_bag), "--topics", IMAGE, INFO,
-             "--wait-for", IMAGE, "--wait-timeout", "120", "--start-delay", "3",
+             "--wait-for", IMAGE, INFO, "--wait-timeout", "120", "--start-delay", "3",
              "--rate", str(args.rate)],
             env=env, capture_output=True, text=True,
             timeout=max(deadline - time.monotonic(), 1.0))

@@ -32,13 +32,15 @@ class Evaluation:
         min_depth, max_depth: evaluation range in metres.
         panels: number of frames rendered as PNG panels (evenly spaced).
         expected_frames: total frames expected (to space the panels); 0 = unknown.
+        crop: ``None``, ``"eigen"`` or ``"garg"`` (KITTI evaluation crops).
     """
 
     def __init__(self, out_dir: Union[str, Path], min_depth: float = 1e-3, max_depth: float = 10.0,
-                 panels: int = 4, expected_frames: int = 0):
+                 panels: int = 4, expected_frames: int = 0, crop: Optional[str] = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
+        self.crop = crop
         self.rows: List[dict] = []
         self.panel_paths: List[Path] = []
         n = max(int(expected_frames), 1)
@@ -51,8 +53,9 @@ class Evaluation:
         """Score one frame (``H x W`` metres, NaN invalid; ``pred`` resized to ``gt`` if needed)."""
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
-        metric = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth)
-        scaled = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, median_scaling=True)
+        metric = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, crop=self.crop)
+        scaled = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, median_scaling=True,
+                                       crop=self.crop)
         row = {"frame": name, **metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)}}
         idx = len(self.rows)
         self.rows.append(row)
@@ -70,6 +73,7 @@ class Evaluation:
         return {
             "frames": len(self.rows),
             "range_m": [self.min_depth, self.max_depth],
+            "crop": self.crop,
             "mean": mean_metrics(self.rows),
             "mean_median_scaled": mean_metrics(
                 [{**r["median_scaled"], "valid_pixels": r["valid_pixels"]} for r in self.rows]),
@@ -87,13 +91,13 @@ class Evaluation:
 
 def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
                    min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, crop: Optional[str] = None) -> dict:
     """Run ``estimator`` (a ``DepthEstimator``) over dataset ``samples`` and score it.
 
     Returns:
         the summary dict (also written to ``out_dir/metrics.json``).
     """
-    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples))
+    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop)
     items: Iterable = samples
     if progress:
         from tqdm import tqdm
@@ -109,7 +113,8 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
 
 def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir: Union[str, Path],
                   pred_topic: str, gt_topic: str, image_topic: Optional[str] = None,
-                  min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4) -> dict:
+                  min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4,
+                  crop: Optional[str] = None) -> dict:
     """Score recorded ``pred_topic`` (32FC1) against ``gt_topic`` matched by header stamp.
 
     ``pred_bag`` and ``gt_bag`` may be the same bag. Predictions without a ground-truth frame of
@@ -125,7 +130,7 @@ def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir:
     gt_topics = [gt_topic] + ([image_topic] if image_topic else [])
     gts = read_topics_by_stamp(gt_bag, gt_topics, stamps=preds)
     stamps = sorted(s for s in preds if s in gts[gt_topic])
-    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps))
+    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps), crop)
     for st in stamps:
         rgb = None
         if image_topic and st in gts[image_topic]:

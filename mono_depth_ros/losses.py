@@ -236,7 +236,8 @@ def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tens
     valid = torch.ones(b, h, w, dtype=torch.bool, device=pred.device)
     if target.dim() == 3 and not target.is_floating_point():
         if tuple(target.shape) != (b, h, w):
-            raise ValueError(f"class ids {tuple(target.shape)} do not match pred {tuple(pred.shape)}")
+            raise ValueError(f"class ids {tuple(target.shape)} do not match pred "
+                             f"{tuple(pred.shape)}")
         ids = target.long()
         valid &= (ids >= 0) & (ids < c)
         target = F.one_hot(ids.clamp(0, c - 1), c).permute(0, 3, 1, 2).to(pred.dtype)
@@ -260,7 +261,7 @@ def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tens
         return F.binary_cross_entropy(p.float(), t.float())
 
 
-# ------------------------------------------------------------------------------ stereo (Yusiong & Naval)
+# ------------------------------------------------------------------------ stereo (Yusiong & Naval)
 
 _DIRECTIONS = ("left", "right")
 

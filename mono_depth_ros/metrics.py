@@ -263,7 +263,8 @@ class ConfusionMatrix:
         gt = np.asarray(gt).astype(np.int64, copy=False)
         if pred.shape != gt.shape:
             raise ValueError(f"pred {pred.shape} and gt {gt.shape} differ in shape")
-        keep = np.ones(gt.shape, dtype=bool) if self.ignore_index is None else gt != self.ignore_index
+        keep = (np.ones(gt.shape, dtype=bool) if self.ignore_index is None
+                else gt != self.ignore_index)
         g, p = gt[keep], pred[keep]
         c = self.num_classes
         for name, ids in (("gt", g), ("pred", p)):

@@ -95,9 +95,9 @@ class Pack:
         ValueError: a dataset with neither depth, labels nor stereo pairs.
     """
 
-    def __init__(self, spec: str, size: Tuple[int, int]):
+    def __init__(self, spec: str, size: Tuple[int, int], **options):
         path, frames = _split_spec(spec)
-        ds = open_dataset(path, frames)
+        ds = open_dataset(path, frames, **options)
         h, w = size
         cols: Dict[str, list] = {"rgb": [], "depth": [], "labels": [], "rgb_right": []}
         fxn, baselines = [], []
@@ -320,7 +320,9 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     loss_fn = create_loss(cfg.loss or default_loss or model.spec.recommended_loss)
     size = tuple(model.spec.input_size)
     t_load = time.time()
-    train_pack, val_pack = Pack(cfg.train, size), Pack(cfg.val, size)
+    # stereo objectives need the right image of each pair from the reader
+    opts = {"stereo": True} if objective is stereo_objective else {}
+    train_pack, val_pack = Pack(cfg.train, size, **opts), Pack(cfg.val, size, **opts)
     if rank == 0:
         print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
               f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "

@@ -33,7 +33,8 @@ def test_make_bag_then_play_and_record_round_trip(tmp_path, data_dir):
                          "--qos-reliability", "reliable", "--summary", str(tmp_path / "counts.json")],
                         env, tmp_path / "rec.log")
     try:
-        play = cli("play", str(bag), "--wait-for", "/camera/image_raw", "--wait-timeout", "60",
+        play = cli("play", str(bag), "--wait-for", "/camera/image_raw", "/camera/camera_info",
+                   "--wait-timeout", "60",
                    "--start-delay", "1.0", "--rate", "1.0", env=env, timeout=120)
         assert play.returncode == 0, play.stdout + play.stderr
         assert "published 10 messages on /camera/image_raw" in play.stdout
@@ -67,3 +68,19 @@ def test_demo_on_real_frames(tmp_path, data_dir):
     assert metrics["panels"] and all((tmp_path / "demo" / "eval").glob("panel_*.png"))
     counts = json.loads((tmp_path / "demo" / "record_counts.json").read_text())
     assert counts["/camera/depth/image"] > 0 and counts["/camera/points"] > 0
+
+
+def test_evaluate_model_on_kitti_with_garg_crop_and_appendix_layout(tmp_path, data_dir):
+    res = cli("evaluate", "--model", "fastdepth", "--data", str(data_dir / "kitti-raw-frame"),
+              "--device", "cpu", "--crop", "garg", "--layout", "appendix-a", "--panels", "1",
+              "--out", str(tmp_path / "eval"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "| | RMS | MQE | RMSL | RMSLSI | ABSR | ABSQ | σ1 | σ2 | σ3 |" in res.stdout
+    summary = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert summary["crop"] == "garg" and summary["range_m"] == [1e-3, 80.0]
+    # the Garg crop keeps fewer annotated pixels than the full frame
+    full = cli("evaluate", "--model", "fastdepth", "--data", str(data_dir / "kitti-raw-frame"),
+               "--device", "cpu", "--panels", "0", "--out", str(tmp_path / "eval_full"))
+    assert full.returncode == 0
+    full_summary = json.loads((tmp_path / "eval_full" / "metrics.json").read_text())
+    assert 0 < summary["per_frame"][0]["valid_pixels"] < full_summary["per_frame"][0]["valid_pixels"]

@@ -176,7 +176,8 @@ def test_gradient_hand_computed():
     assert float(GradientLoss()(ramp, ones)) == pytest.approx(4.0)
     # a prediction off by a constant has the target's gradients: zero loss
     assert float(gradient_loss(ramp + 2.5, ramp + 1.0)) == pytest.approx(0.0, abs=1e-6)
-    # uneven: e = [[-1, 0, 3], [2, 3, 4]]: |∂x e| = [1, 3, 1, 1] -> 1.5; |∂y e| = [3, 3, 1] -> 7/3
+    # uneven: e = [[-1, 0, 3], [2, 3, 4]]:
+    # |∂x e| = [1, 3, 1, 1] -> 1.5; |∂y e| = [3, 3, 1] -> 7/3
     pred = _grid([[0, 1, 4], [3, 4, 5]])
     assert float(gradient_loss(pred, ones)) == pytest.approx(1.5 + 7 / 3, rel=1e-6)
     # masking pixel (0, 2) drops the pairs touching it: ∂x [1, 1, 1] -> 1; ∂y [3, 3] -> 3
@@ -277,7 +278,8 @@ def test_das_composite_is_weighted_sum():
     assert float(got) == pytest.approx(float(0.1 * l1 + 2.0 * gr + 0.5 * ss), rel=1e-6)
     mask = torch.rand(1, 1, 5, 5) > 0.3
     got = das_composite_loss(pred, target, mask)
-    ref = l1_loss(pred, target, mask) + gradient_loss(pred, target, mask) + ssim_loss(pred, target, mask)
+    ref = (l1_loss(pred, target, mask) + gradient_loss(pred, target, mask)
+           + ssim_loss(pred, target, mask))
     assert float(got) == pytest.approx(float(ref), rel=1e-6)
 
 
@@ -296,12 +298,14 @@ def test_bce_hand_computed_one_hot_and_ids():
     assert float(bce_loss(probs, onehot)) == pytest.approx(_bce_formula(p, t), rel=1e-6)
     ids = torch.tensor([[[2, 0]]])
     assert float(bce_loss(probs, ids)) == pytest.approx(_bce_formula(p, t), rel=1e-6)
-    assert float(BCELoss()(probs, ids.to(torch.uint8))) == pytest.approx(_bce_formula(p, t), rel=1e-6)
+    assert float(BCELoss()(probs, ids.to(torch.uint8))) == pytest.approx(_bce_formula(p, t),
+                                                                          rel=1e-6)
     # mask (B x H x W) and out-of-range ids (255 = void) drop pixel 1
     only0 = _bce_formula(p[:3], t[:3])
-    assert float(bce_loss(probs, onehot, torch.tensor([[[True, False]]]))) == pytest.approx(only0, rel=1e-6)
+    keep0 = torch.tensor([[[True, False]]])
+    assert float(bce_loss(probs, onehot, keep0)) == pytest.approx(only0, rel=1e-6)
     assert float(bce_loss(probs, torch.tensor([[[2, 255]]]))) == pytest.approx(only0, rel=1e-6)
-    assert float(bce_loss(probs, onehot, torch.tensor([[[[True, False]]]]))) == pytest.approx(only0, rel=1e-6)
+    assert float(bce_loss(probs, onehot, keep0[:, None])) == pytest.approx(only0, rel=1e-6)
     # gradients, saturated probabilities stay finite
     sat = torch.tensor([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]).view(1, 3, 1, 2).requires_grad_(True)
     v = bce_loss(sat, onehot)
@@ -316,7 +320,8 @@ def test_bce_errors():
     with pytest.raises(ValueError):
         bce_loss(probs, torch.zeros(1, 2, 3, dtype=torch.long))  # id map of the wrong size
     with pytest.raises(ValueError):
-        bce_loss(probs, torch.zeros(1, 2, 2, dtype=torch.long), torch.ones(1, 3, 3, dtype=torch.bool))
+        bce_loss(probs, torch.zeros(1, 2, 2, dtype=torch.long),
+                 torch.ones(1, 3, 3, dtype=torch.bool))
     with pytest.raises(ValueError):
         bce_loss(probs * 3, torch.zeros(1, 3, 2, 2))        # not probabilities
     with pytest.raises(ValueError):
@@ -388,10 +393,12 @@ def test_smoothness_and_lr_consistency():
     assert float(disparity_smoothness_loss(const, img)) == 0.0
     # hand-computed: disparity ramp along x on a flat image: |∂x d| = 0.01, weights exp(0) = 1
     ramp = 0.01 * _ramp(5, 7)
-    assert float(disparity_smoothness_loss(ramp, torch.full((1, 3, 5, 7), 0.5))) == pytest.approx(0.01)
+    flat = torch.full((1, 3, 5, 7), 0.5)
+    assert float(disparity_smoothness_loss(ramp, flat)) == pytest.approx(0.01)
     # the same ramp across an image edge of height 1 in every channel: weight exp(-1)
     edges = (_ramp(5, 7) % 2).expand(1, 3, 5, 7)
-    assert float(disparity_smoothness_loss(ramp, edges)) == pytest.approx(0.01 * math.exp(-1), rel=1e-5)
+    assert float(disparity_smoothness_loss(ramp, edges)) == pytest.approx(0.01 * math.exp(-1),
+                                                                          rel=1e-5)
     assert float(lr_consistency_loss(const, const.clone())) == pytest.approx(0.0, abs=1e-7)
     # inconsistent constants: |0.1 - 0.2| in both views
     assert float(lr_consistency_loss(const, const * 2)) == pytest.approx(0.2, rel=1e-5)
@@ -450,13 +457,15 @@ def test_stereo_loss_scale_weights():
     manual = sum(0.1 / 2 ** s * t["smoothness"] for s, t in enumerate(per_scale))
     assert float(only_smooth) == pytest.approx(manual, rel=1e-5)
     # not a flat 0.1 per scale
-    assert float(only_smooth) != pytest.approx(sum(0.1 * t["smoothness"] for t in per_scale), rel=1e-3)
+    flat_weights = sum(0.1 * t["smoothness"] for t in per_scale)
+    assert float(only_smooth) != pytest.approx(flat_weights, rel=1e-3)
     # the rest: alpha_app = alpha_lr = 1, alpha_mdh = 0.01 on every scale
     total, terms = stereo_loss(disps, left, right)
     rest = sum(t["appearance"] + t["lr_consistency"] + 0.01 * t["max_depth"] for t in per_scale)
     assert float(total) == pytest.approx(manual + rest, rel=1e-5)
     assert terms["appearance"] == pytest.approx(sum(t["appearance"] for t in per_scale), rel=1e-5)
-    assert terms["max_depth"] == pytest.approx(0.01 * sum(t["max_depth"] for t in per_scale), rel=1e-5)
+    mdh = 0.01 * sum(t["max_depth"] for t in per_scale)
+    assert terms["max_depth"] == pytest.approx(mdh, rel=1e-5)
     assert terms["smoothness"] == pytest.approx(manual, rel=1e-5)
 
 

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mono_depth_ros.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics, valid_mask
+from mono_depth_ros.metrics import (APPENDIX_A, KITTI_RANGE_50, KITTI_RANGE_80, LOWER_IS_BETTER,
+                                    METRIC_NAMES, ConfusionMatrix, compute_depth_metrics,
+                                    eigen_crop_mask, format_appendix_a, garg_crop_mask,
+                                    mean_metrics, segmentation_iou, valid_mask)
 from mono_depth_ros.models.spec import ModelSpec, output_to_metric_depth
 from mono_depth_ros.runtime import select_device, select_precision
 
@@ -28,6 +31,8 @@ def _expected(pred, gt):
         delta1=sum(r < 1.25 for r in ratio) / n,
         delta2=sum(r < 1.25 ** 2 for r in ratio) / n,
         delta3=sum(r < 1.25 ** 3 for r in ratio) / n,
+        mse=mean([e * e for e in err]),
+        r2=1 - sum(e * e for e in err) / sum((g - mean(gt)) ** 2 for g in gt),
     )
 
 
@@ -46,6 +51,9 @@ def test_metrics_hand_computed_example():
     assert m["delta1"] == pytest.approx(2 / 3)
     assert m["delta2"] == 1.0 and m["delta3"] == 1.0
     assert m["valid_pixels"] == 3 and m["scale"] == 1.0
+    # SS_res = 0.01 + 0.04 + 1 = 1.05; mean gt 7/3, SS_tot = (16 + 1 + 25) / 9 = 42/9
+    assert m["mse"] == pytest.approx(1.05 / 3)
+    assert m["r2"] == pytest.approx(1 - 1.05 / (42 / 9)) and m["r2"] == pytest.approx(0.775)
 
 
 def test_invalid_pixels_excluded():
@@ -209,3 +217,134 @@ def test_select_precision():
         select_precision("fp64", cpu)
     if torch.cuda.is_available():
         assert select_precision("fp16", torch.device("cuda")) == (torch.float16, [])
+
+
+# --------------------------------------------------------------------------- R², MSE, Appendix A
+
+def test_metric_names_and_r2_edge_cases():
+    assert METRIC_NAMES[:9] == ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog",
+                                "delta1", "delta2", "delta3")
+    assert "mse" in METRIC_NAMES and "r2" in METRIC_NAMES
+    assert "mse" in LOWER_IS_BETTER and "r2" not in LOWER_IS_BETTER
+    gt = np.array([1.0, 2.0, 3.0, 4.0])
+    assert compute_depth_metrics(gt.copy(), gt)["r2"] == pytest.approx(1.0)
+    # predicting the mean explains nothing: R² = 0; worse than the mean: negative
+    assert compute_depth_metrics(np.full(4, 2.5), gt)["r2"] == pytest.approx(0.0, abs=1e-12)
+    assert compute_depth_metrics(gt[::-1].copy(), gt)["r2"] == pytest.approx(1 - 20 / 5)
+    # constant ground truth: undefined -> NaN, and mean_metrics skips it
+    flat = compute_depth_metrics(np.array([2.0, 2.1]), np.array([2.0, 2.0]))
+    assert math.isnan(flat["r2"]) and flat["mse"] == pytest.approx(0.005)
+    good = compute_depth_metrics(gt.copy(), gt)
+    out = mean_metrics([flat, good])
+    assert out["frames"] == 2 and out["r2"] == pytest.approx(1.0)
+    assert out["mse"] == pytest.approx(0.0025)
+    assert math.isnan(mean_metrics([flat])["r2"])
+
+
+def test_appendix_a_mapping_and_table():
+    assert list(APPENDIX_A) == ["RMS", "MQE", "RMSL", "RMSLSI", "ABSR", "ABSQ", "σ1", "σ2", "σ3"]
+    assert APPENDIX_A["RMS"] == "rmse" and APPENDIX_A["MQE"] == "mse"
+    assert APPENDIX_A["RMSL"] == "rmse_log" and APPENDIX_A["RMSLSI"] == "silog"
+    assert APPENDIX_A["ABSR"] == "abs_rel" and APPENDIX_A["ABSQ"] == "sq_rel"
+    assert [APPENDIX_A[f"σ{k}"] for k in (1, 2, 3)] == ["delta1", "delta2", "delta3"]
+    assert set(APPENDIX_A.values()) <= set(METRIC_NAMES)
+    m = compute_depth_metrics(np.array([1.1, 1.8, 5.0]), np.array([1.0, 2.0, 4.0]))
+    lines = format_appendix_a(m).split("\n")
+    assert lines[0] == "| | RMS | MQE | RMSL | RMSLSI | ABSR | ABSQ | σ1 | σ2 | σ3 |"
+    assert lines[1] == "|---|" + "---|" * 9 and len(lines) == 3
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[0] == "metric"
+    vals = [float(c) for c in cells[1:]]
+    assert vals[0] == pytest.approx(m["rmse"], abs=1e-4)
+    assert vals[1] == pytest.approx(1.05 / 3, abs=1e-4)
+    assert vals[3] == pytest.approx(m["silog"] / 100, abs=1e-4)   # RMSLSI is not x100
+    assert vals[4] == pytest.approx(0.15, abs=1e-4) and vals[6] == pytest.approx(2 / 3, abs=1e-4)
+    # an evaluation summary gives the metric and median-scaled rows; missing keys print n/a
+    summary = {"mean": m, "mean_median_scaled": {"rmse": 0.5}}
+    lines = format_appendix_a(summary).split("\n")
+    assert len(lines) == 4 and lines[3].startswith("| median-scaled | 0.5000 | n/a |")
+
+
+# --------------------------------------------------------------------------- KITTI crops
+
+def test_crop_masks_standard_kitti_size():
+    h, w = 375, 1242
+    garg = garg_crop_mask(h, w)
+    assert garg.shape == (h, w) and garg.dtype == bool
+    rows, cols = np.nonzero(garg)
+    # int(0.40810811 * 375) = 153, int(0.99189189 * 375) = 371, int(0.03594771 * 1242) = 44,
+    # int(0.96405229 * 1242) = 1197 (end exclusive)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (153, 371, 44, 1197)
+    assert garg.sum() == (371 - 153) * (1197 - 44)
+    eigen = eigen_crop_mask(h, w)
+    rows, cols = np.nonzero(eigen)
+    # int(0.3324324 * 375) = 124, int(0.91351351 * 375) = 342
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (124, 342, 44, 1197)
+    with pytest.raises(ValueError):
+        garg_crop_mask(0, 10)
+
+
+def test_compute_depth_metrics_crop_and_ranges():
+    h, w = 37, 40
+    gt = np.full((h, w), 10.0)
+    pred = np.full((h, w), 10.0)
+    crop = garg_crop_mask(h, w)
+    pred[~crop] = 50.0  # wrong only outside the crop
+    m = compute_depth_metrics(pred, gt, *KITTI_RANGE_80, crop="garg")
+    assert m["valid_pixels"] == crop.sum() and m["abs_rel"] == 0.0
+    assert compute_depth_metrics(pred, gt, *KITTI_RANGE_80)["abs_rel"] > 0.0
+    m = compute_depth_metrics(pred, gt, crop="eigen")
+    assert m["valid_pixels"] == eigen_crop_mask(h, w).sum()
+    assert KITTI_RANGE_80 == (1e-3, 80.0) and KITTI_RANGE_50 == (1.0, 50.0)
+    # the 1-50 m range drops ground truth beyond 50 m and clips predictions to it
+    gt2 = np.array([[0.5, 10.0, 60.0]])
+    m = compute_depth_metrics(np.array([[1.0, 70.0, 60.0]]), gt2, *KITTI_RANGE_50)
+    assert m["valid_pixels"] == 1 and m["abs_rel"] == pytest.approx(4.0)  # 70 -> 50 vs 10
+    with pytest.raises(ValueError):
+        compute_depth_metrics(pred, gt, crop="kitti")
+    with pytest.raises(ValueError):
+        compute_depth_metrics(np.ones(5), np.ones(5), crop="garg")
+
+
+# --------------------------------------------------------------------------- segmentation IoU
+
+def test_segmentation_iou_hand_computed():
+    gt = np.array([[0, 0, 1, 1], [2, 2, 255, 1]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 3, 1]])
+    out = segmentation_iou(pred, gt, num_classes=4)
+    # class 0: TP 1, FP 1 (gt 2 -> 0), FN 1 (gt 0 -> 1): 1/3; class 1: TP 3, FP 1: 3/4;
+    # class 2: TP 1, FN 1: 1/2; class 3: only predicted at an ignored pixel: absent -> NaN
+    iou = out["iou"]
+    assert iou[:3] == pytest.approx([1 / 3, 3 / 4, 1 / 2]) and math.isnan(iou[3])
+    assert out["miou"] == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)
+    # without an ignore index 255 is an error, as are out-of-range predictions
+    with pytest.raises(ValueError):
+        segmentation_iou(pred, gt, 4, ignore_index=None)
+    with pytest.raises(ValueError):
+        segmentation_iou(np.array([0, 5]), np.array([0, 1]), 4)
+    with pytest.raises(ValueError):
+        segmentation_iou(pred, gt[:, :3], 4)
+    # a class predicted but never in gt has IoU 0 (counted in the mean)
+    out = segmentation_iou(np.array([0, 1]), np.array([0, 0]), 2)
+    assert out["iou"] == pytest.approx([0.5, 0.0]) and out["miou"] == pytest.approx(0.25)
+
+
+def test_confusion_matrix_accumulates():
+    rng = np.random.default_rng(0)
+    preds = [rng.integers(0, 3, (4, 5)) for _ in range(3)]
+    gts = [rng.integers(0, 3, (4, 5)) for _ in range(3)]
+    gts[1][0, :] = 255
+    cm = ConfusionMatrix(3)
+    for p, g in zip(preds, gts):
+        cm.update(p, g)
+    pooled = segmentation_iou(np.concatenate(preds), np.concatenate(gts), 3)
+    assert cm.iou() == pytest.approx(pooled["iou"]) and cm.miou() == pytest.approx(pooled["miou"])
+    assert cm.matrix.sum() == 3 * 20 - 5
+    # dataset IoU differs from averaging per-image IoUs in general; torch tensors work too
+    cm2 = ConfusionMatrix(3)
+    cm2.update(torch.from_numpy(preds[0]), torch.from_numpy(gts[0]))
+    assert cm2.iou() == pytest.approx(segmentation_iou(preds[0], gts[0], 3)["iou"])
+    cm.reset()
+    assert cm.matrix.sum() == 0 and math.isnan(cm.miou())
+    with pytest.raises(ValueError):
+        ConfusionMatrix(0)

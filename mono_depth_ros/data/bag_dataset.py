@@ -18,7 +18,6 @@ each frame is read on demand.
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np

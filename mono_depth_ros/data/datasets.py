@@ -293,7 +293,7 @@ def readers() -> tuple:
                        ImageDepthFolder)
 
 
-def open_dataset(path: Union[str, Path], frames: Optional[slice] = None) -> _Frames:
+def open_dataset(path: Union[str, Path], frames: Optional[slice] = None, **options) -> _Frames:
     """Open ``path`` with the first reader whose layout matches (see :func:`readers`).
 
     ``path`` is a folder, or for the NYU labelled set the ``.mat`` file. Readers that need
@@ -301,6 +301,7 @@ def open_dataset(path: Union[str, Path], frames: Optional[slice] = None) -> _Fra
 
     Args:
         frames: optional slice of frames to keep (``slice(800, 1000)``).
+        **options: reader options (e.g. ``stereo=True``); readers without them are skipped.
 
     Raises:
         DatasetError: no reader recognises the folder (the message lists what was tried).
@@ -308,7 +309,9 @@ def open_dataset(path: Union[str, Path], frames: Optional[slice] = None) -> _Fra
     errors = []
     for reader in readers():
         try:
-            return reader(path, frames)
+            return reader(path, frames, **options)
+        except TypeError as exc:  # the reader has no such option
+            errors.append(f"{reader.__name__}: {exc}")
         except DatasetError as exc:
             errors.append(f"{reader.__name__}: {exc}")
     raise DatasetError(f"{path} is not a known dataset layout; tried " + "; ".join(errors))

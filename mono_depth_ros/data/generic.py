@@ -16,7 +16,6 @@ order; stamps are synthesised at ``rate_hz`` (30 Hz) from the position.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import cv2

@@ -69,8 +69,10 @@ class NYUSync(_Frames):
                 m = re.fullmatch(r"rgb_(\d+)\.jpg", rgb.name)
                 if m:
                     items.append((rgb, rgb.with_name(f"sync_depth_{m.group(1)}.png"), None))
+            if not any(d.is_file() for _, d, _ in items):  # rgb_*.jpg alone is no NYU sync folder
+                items = []
         if not items:
-            raise DatasetError(f"no NYU sync frames (<scene>/rgb_XXXXX.jpg) in {self.root}")
+            raise DatasetError(f"no NYU sync frames (<scene>/rgb_XXXXX.jpg + sync_depth_XXXXX.png) in {self.root}")
         self._items = self._select(list(enumerate(items)))
 
     def _load(self, i: int) -> Sample:

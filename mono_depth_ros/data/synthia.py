@@ -24,9 +24,10 @@ keeps SYNTHIA's far-plane value; clip with ``eval_range``.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -44,8 +45,17 @@ _LABEL_DIRS = ("Labels", "SemSeg", "GT/LABELS")
 _K_FILES = ("intrinsics.txt", "CameraParams/intrinsics.txt")
 
 
+def _is_dir_exact(path: Path) -> bool:
+    """``path`` is a folder whose last name matches in case too (``RGB/`` is not ``rgb/`` of the
+    generic layout, even on case-insensitive file systems)."""
+    try:
+        return path.is_dir() and path.name in os.listdir(path.parent)
+    except OSError:
+        return False
+
+
 def _first_dir(seq: Path, names: Sequence[str]) -> Optional[Path]:
-    return next((seq / n for n in names if (seq / n).is_dir()), None)
+    return next((seq / n for n in names if _is_dir_exact(seq / n)), None)
 
 
 def _read_channel0(path: Path) -> np.ndarray:
@@ -81,8 +91,8 @@ class Synthia(_Frames):
     def __init__(self, root, frames: Optional[slice] = None, K: Optional[np.ndarray] = None,
                  depth_scale: float = 0.01, label_map: Optional[np.ndarray] = None):
         super().__init__(root, frames)
-        seqs = [self.root] if (self.root / "RGB").is_dir() else sorted(
-            p for p in self.root.iterdir() if (p / "RGB").is_dir())
+        seqs = [self.root] if _is_dir_exact(self.root / "RGB") else sorted(
+            p for p in self.root.iterdir() if _is_dir_exact(p / "RGB"))
         items: List = []
         for seq in seqs:
             stems = sorted(p.stem for p in (seq / "RGB").glob("*.png"))
