@@ -4,6 +4,7 @@ Subcommands::
 
     models                       list registered models and their contracts
     make-bag SRC OUT             dataset folder -> MCAP bag (RGB, camera_info, GT depth)
+    pack SRC OUT                 dataset -> compact training pack (carry it to a GPU machine)
     play BAG                     publish a bag on DDS at its recorded rate
     record OUT TOPIC...          write DDS topics to an MCAP bag
     evaluate                     metrics JSON + PNG panels (recorded bag, or model on a dataset)
@@ -68,6 +69,16 @@ def cmd_make_bag(args) -> int:
     for topic, n in counts.items():
         print(f"wrote {n} messages on {topic}")
     print(f"bag: {args.out}")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from .data import open_dataset, parse_frames
+    from .data.pack import write_pack
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    info = write_pack(open_dataset(args.src, parse_frames(args.frames)), args.out, (h, w))
+    print(f"wrote {info['frames']} frames at {h}x{w} to {info['path']} "
+          f"({info['bytes'] / 2**20:.1f} MiB); train on it with --data {info['path']}@START:STOP")
     return 0
 
 
@@ -176,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", help="START:STOP subset, e.g. 800:1000")
     s.add_argument("--frame-id", help="header frame_id (default: the dataset's optical frame)")
     s.set_defaults(func=cmd_make_bag)
+
+    s = sub.add_parser("pack", help="dataset -> compact training pack at the training size")
+    s.add_argument("src")
+    s.add_argument("out")
+    s.add_argument("--size", default="192x256", help="HxW, e.g. 192x256 (fastdepth's input)")
+    s.add_argument("--frames", help="START:STOP subset")
+    s.set_defaults(func=cmd_pack)
 
     s = sub.add_parser("play", help="publish a bag on DDS")
     bag_player.build_parser(s)

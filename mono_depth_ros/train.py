@@ -15,7 +15,11 @@ What is optimised follows from the model's spec, never from its name (:data:`OBJ
 - disparity models train self-supervised from rectified stereo pairs (Yusiong & Naval losses).
 
 Augmentations follow the papers and preserve geometry: horizontal flip (image, depth, labels;
-for stereo pairs the flipped left/right swap roles) and brightness x[0.8, 1.2]. Validation
+for stereo pairs the flipped left/right swap roles), a camera roll of ±``rotate_deg`` (5°) about
+the principal point (``data.augment.rotate``: depth and labels nearest-neighbour, pixels rotated
+in from outside invalid; not for stereo pairs, whose rows must stay aligned) and brightness
+x[0.8, 1.2]. Random crops (``data.augment.crop``) are not used by this trainer: at a fixed
+network input a crop is a zoom, which changes the focal length metric depth is learnt for. Validation
 metrics (AbsRel, RMSE, δ1 in metres, or mIoU) drive checkpoint selection and early stopping.
 Checkpoints carry the model name, its spec (with the training camera's ``train_focal``), the
 full config, metrics and the git revision.
@@ -43,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import open_dataset, parse_frames
+from .geometry import scale_intrinsics
 from .losses import create_loss
 from .metrics import compute_depth_metrics, mean_metrics
 from .models import create_model, save_checkpoint
@@ -76,6 +81,7 @@ class TrainConfig:
     amp: bool = True
     seed: int = 0
     num_threads: int = 0
+    rotate_deg: float = 5.0
 
 
 def _split_spec(spec: str) -> Tuple[str, Optional[slice]]:
@@ -100,7 +106,7 @@ class Pack:
         ds = open_dataset(path, frames, **options)
         h, w = size
         cols: Dict[str, list] = {"rgb": [], "depth": [], "labels": [], "rgb_right": []}
-        fxn, baselines = [], []
+        fxn, baselines, Ks, K_w = [], [], [], (w, h)
         area = lambda img: cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)  # noqa: E731
         nearest = lambda img: cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)  # noqa: E731
         for s in ds:
@@ -113,6 +119,8 @@ class Pack:
                 cols["rgb_right"].append(area(s.rgb_right))
                 baselines.append(s.baseline)
             fxn.append(s.K[0, 0] / s.rgb.shape[1])
+            Ks.append(s.K)
+            K_w = (s.rgb.shape[1], s.rgb.shape[0])
         n = len(cols["rgb"])
         if n == 0:
             raise ValueError(f"{spec}: no frames")
@@ -125,20 +133,45 @@ class Pack:
         if self.depth is None and self.labels is None and self.rgb_right is None:
             raise ValueError(f"{spec}: frames carry no depth, labels or stereo pairs to train on")
         self.fx_norm = float(np.median(fxn))
+        # intrinsics at pack resolution (for rotations about the principal point)
+        self.K = scale_intrinsics(np.median(np.stack(Ks), axis=0), w / K_w[0], h / K_w[1])
         self.baseline = float(np.median(baselines)) if baselines else None
         self.name = spec
 
     def __len__(self) -> int:
         return len(self.rgb)
 
-    def batch(self, idx: np.ndarray, rng: np.random.Generator, augment: bool) -> Dict[str, torch.Tensor]:
+    def _rotated(self, idx: np.ndarray, rng: np.random.Generator, max_deg: float):
+        from .data.augment import rotate
+        from .data.datasets import Sample
+        rgbs, depths, labels = [], [], []
+        for i in idx:
+            s = Sample(rgb=self.rgb[i], K=self.K, stamp_ns=0, name="",
+                       depth=None if self.depth is None else self.depth[i].astype(np.float32),
+                       labels=None if self.labels is None else self.labels[i])
+            r = rotate(s, float(rng.uniform(-max_deg, max_deg)))
+            rgbs.append(r.rgb)
+            depths.append(r.depth)
+            labels.append(r.labels)
+        return (np.stack(rgbs), None if self.depth is None else np.stack(depths),
+                None if self.labels is None else np.stack(labels))
+
+    def batch(self, idx: np.ndarray, rng: np.random.Generator, augment: bool,
+              rotate_deg: float = 0.0) -> Dict[str, torch.Tensor]:
         """Tensors for frames ``idx``: ``rgb`` (B x h x w x 3 uint8) and, when present,
-        ``depth`` (B x 1 x h x w float32 m), ``labels`` (B x h x w int64), ``rgb_right``."""
-        out = {"rgb": torch.from_numpy(self.rgb[idx])}
-        if self.depth is not None:
-            out["depth"] = torch.from_numpy(self.depth[idx].astype(np.float32)).unsqueeze(1)
-        if self.labels is not None:
-            out["labels"] = torch.from_numpy(self.labels[idx].astype(np.int64))
+        ``depth`` (B x 1 x h x w float32 m), ``labels`` (B x h x w int64), ``rgb_right``.
+        With ``augment``: flip, brightness and (not for stereo pairs) a roll of up to
+        ``rotate_deg`` degrees."""
+        rgb, depth, labels = self.rgb[idx], self.depth, self.labels
+        depth = None if depth is None else depth[idx]
+        labels = None if labels is None else labels[idx]
+        if augment and rotate_deg > 0 and self.rgb_right is None:
+            rgb, depth, labels = self._rotated(idx, rng, rotate_deg)
+        out = {"rgb": torch.from_numpy(np.ascontiguousarray(rgb))}
+        if depth is not None:
+            out["depth"] = torch.from_numpy(depth.astype(np.float32)).unsqueeze(1)
+        if labels is not None:
+            out["labels"] = torch.from_numpy(labels.astype(np.int64))
         if self.rgb_right is not None:
             out["rgb_right"] = torch.from_numpy(self.rgb_right[idx])
         if augment:
@@ -355,6 +388,7 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
+        sched.total_steps = total  # the resumed run may be longer (more epochs) than the first
         start_epoch, best, step, history = ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
     extra = lambda epoch, metrics: dict(  # noqa: E731 - one place that builds checkpoint metadata
         config=asdict(cfg), metrics=metrics, git_revision=git_revision(), epoch=epoch,
@@ -377,7 +411,7 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
             idx = order[start:start + cfg.batch_size]
             if len(idx) == 0:
                 idx = order[:cfg.batch_size]
-            batch = train_pack.batch(idx, rng, True)
+            batch = train_pack.batch(idx, rng, True, cfg.rotate_deg)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 loss = objective(net, model.spec, batch, device, loss_fn)
             opt.zero_grad(set_to_none=True)

@@ -83,3 +83,50 @@ def test_self_supervised_stereo_step_on_real_kitti_pair(tmp_path, data_dir):
     # the baseline learnt from the calibration replaces the spec's nominal one
     assert abs(ckpt["spec"]["stereo_baseline"] - 0.5327) < 1e-3
     assert np.isfinite(ckpt["metrics"]["abs_rel"])  # scored as depth against the annotation
+
+
+def test_rotation_augmentation_keeps_geometry():
+    """A roll about the principal point keeps the centre pixel and invalidates the corners."""
+    pack = _FakePack()
+    pack.K = np.array([[50.0, 0, 31.5], [0, 50.0, 31.5], [0, 0, 1]])
+    pack.depth[:] = 7.0
+    batch = pack.batch(np.arange(2), np.random.default_rng(3), True, rotate_deg=5.0)
+    d = batch["depth"].numpy()[:, 0]
+    assert np.allclose(d[:, 31:33, 31:33], 7.0)
+    assert np.isnan(d[:, 0, 0]).any() or np.isnan(d[:, -1, -1]).any()
+    assert (batch["labels"].numpy()[np.isnan(d)] == 255).all()
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path, data_dir):
+    from mono_depth_ros.train import TrainConfig, train
+    scenes = data_dir / "7scenes-redkitchen"
+    cfg = TrainConfig(model="fastdepth", model_kwargs={"encoder": "mobilenetv2"}, pretrained=False,
+                      train=f"{scenes}@0:4", val=f"{scenes}@800:802", out=str(tmp_path / "run"),
+                      epochs=2, batch_size=2, device="cpu", num_threads=2)
+    import dataclasses
+    train(dataclasses.replace(cfg, epochs=1), progress=False)
+    first = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert first["epoch"] == 0 and len(first["history"]) == 1
+    train(cfg, resume=str(tmp_path / "run" / "last.pt"), progress=False)
+    second = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert second["epoch"] == 1 and [h["epoch"] for h in second["history"]] == [1, 2]
+    assert second["step"] == first["step"] + 2
+
+
+def test_training_pack_round_trip(tmp_path, data_dir):
+    """`pack` writes the generic folder layout at the training size; depth within 0.5 mm."""
+    import cv2
+
+    from mono_depth_ros.data import SevenScenes, open_dataset
+    from mono_depth_ros.data.pack import write_pack
+    src = SevenScenes(data_dir / "7scenes-redkitchen", slice(0, 3))
+    info = write_pack(src, tmp_path / "pack", (96, 128))
+    assert info["frames"] == 3 and info["bytes"] < 3 * 60_000
+    pack = open_dataset(tmp_path / "pack")
+    assert len(pack) == 3 and pack[0].rgb.shape == (96, 128, 3)
+    # K scaled with pixel centres kept: fx 585 * 0.2 = 117, cx (320 + .5) * .2 - .5 = 63.6
+    np.testing.assert_allclose(pack[0].K[[0, 0, 1, 1], [0, 2, 1, 2]], [117.0, 63.6, 117.0, 47.6])
+    want = cv2.resize(src[0].depth, (128, 96), interpolation=cv2.INTER_NEAREST)
+    got = pack[0].depth
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.nanmax(np.abs(got - want)) <= 0.0005 + 1e-6
