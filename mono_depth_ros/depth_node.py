@@ -7,8 +7,10 @@ Subscribes (relative names, remap them in launch):
 Publishes, each with the input image's header unchanged:
     ``depth/image`` (32FC1 metres, NaN invalid, REP 118), ``depth/camera_info``,
     ``depth/colored`` (bgr8), ``points`` (organized PointCloud2 x, y, z[, rgb] in the optical
-    frame, REP 103), and for segmentation models ``segmentation/labels`` (mono8 class ids) and
-    ``segmentation/colored`` (bgr8).
+    frame, REP 103), and for segmentation models ``segmentation/labels`` (mono8 class ids),
+    ``segmentation/colored`` (bgr8) and ``points/obstacles`` (the organized cloud with the
+    pixels of ``obstacle_exclude_classes`` - sky, road, sidewalk, lane marks - set to NaN, so a
+    Nav2 voxel layer marks obstacles without ground or sky).
 
 The subscription callbacks only store the newest frame (a size-1 slot; a frame still waiting
 when the next arrives is dropped and counted); a worker thread decodes, infers and publishes,
@@ -29,7 +31,8 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from .geometry import CloudBuilder, InvalidCameraInfo, intrinsics_from_camera_info, scale_intrinsics
+from .geometry import (CloudBuilder, InvalidCameraInfo, intrinsics_from_camera_info, obstacle_depth,
+                       scale_intrinsics)
 from .image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
 from .models import list_models
 from .ros_conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
@@ -65,6 +68,8 @@ PARAMETERS = {
     "stats_period": (5.0, "seconds between status lines (0 disables)"),
     "warn_throttle": (5.0, "minimum seconds between two warnings of one kind"),
     "stats_file": ("", "write final counters and latencies as JSON here on shutdown"),
+    "obstacle_exclude_classes": (["Sky", "Road", "Sidewalk", "Lanemark"],
+                                 "class names set to NaN in points/obstacles (segmentation models)"),
 }
 
 
@@ -99,6 +104,7 @@ class DepthNode(Node):
         self.pub_points = self.create_publisher(PointCloud2, "points", qout)
         self.pub_labels = self.create_publisher(Image, "segmentation/labels", qout)
         self.pub_seg_colored = self.create_publisher(Image, "segmentation/colored", qout)
+        self.pub_obstacles = self.create_publisher(PointCloud2, "points/obstacles", qout)
         self.add_on_set_parameters_callback(self._on_params)
         if self.p("stats_period") > 0:
             self.create_timer(self.p("stats_period"), self._log_stats)
@@ -189,13 +195,16 @@ class DepthNode(Node):
         except Exception as exc:  # noqa: BLE001 - keep the previous model running
             self.get_logger().error(f"cannot switch model: {exc}; keeping {self.estimator.name}")
 
-    def _warn_skip(self, reason: str, detail: str) -> None:
-        self.stats.skip(reason)
+    def _warn(self, reason: str, text: str) -> None:
+        """Log ``text`` at most once per ``warn_throttle`` seconds for each ``reason``."""
         now = time.monotonic()
         if now - self._warned.get(reason, -1e9) >= self.p("warn_throttle"):
             self._warned[reason] = now
-            self.get_logger().warning(
-                f"skipping frame ({reason}): {detail} [{self.stats.skipped[reason]} so far]")
+            self.get_logger().warning(text)
+
+    def _warn_skip(self, reason: str, detail: str) -> None:
+        self.stats.skip(reason)
+        self._warn(reason, f"skipping frame ({reason}): {detail} [{self.stats.skipped[reason]} so far]")
 
     def _wanted(self) -> Dict[str, bool]:
         return {"depth": self.pub_depth.get_subscription_count() > 0,
@@ -203,6 +212,7 @@ class DepthNode(Node):
                 "colored": self.pub_colored.get_subscription_count() > 0,
                 "points": self.pub_points.get_subscription_count() > 0,
                 "labels": self.pub_labels.get_subscription_count() > 0,
+                "obstacles": self.pub_obstacles.get_subscription_count() > 0,
                 "seg_colored": self.pub_seg_colored.get_subscription_count() > 0}
 
     def process_frame(self, msg, wanted: Optional[Dict[str, bool]] = None) -> bool:
@@ -260,6 +270,12 @@ class DepthNode(Node):
             cloud_ms = 1e3 * (time.perf_counter() - tc)
             self.pub_points.publish(make_cloud(header, cloud))
         if pred.labels is not None:
+            if wanted.get("obstacles"):
+                tc = time.perf_counter()
+                depth = obstacle_depth(pred.depth, pred.labels, self._excluded_ids())
+                cloud = self.builder.build(depth, K, rgb if self.builder.with_rgb else None)
+                cloud_ms += 1e3 * (time.perf_counter() - tc)
+                self.pub_obstacles.publish(make_cloud(header, cloud))
             if wanted["labels"]:
                 self.pub_labels.publish(make_image(header, pred.labels, "mono8"))
             if wanted["seg_colored"]:
@@ -273,6 +289,13 @@ class DepthNode(Node):
         self.stats.add_timings(timings)
         self.stats.count("processed")
         return True
+
+    def _excluded_ids(self):
+        names = list(self.estimator.segmentation_info("classes") or [])
+        unknown = [c for c in self.p("obstacle_exclude_classes") if c not in names]
+        if unknown:
+            self._warn("unknown_class", f"obstacle_exclude_classes {unknown} not in {names}: ignored")
+        return [names.index(c) for c in self.p("obstacle_exclude_classes") if c in names]
 
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary_line())

@@ -201,3 +201,22 @@ class CloudBuilder:
             packed |= np.left_shift(c[..., 1], 8, dtype=np.uint32)
             packed |= c[..., 2]
         return OrganizedCloud(points=buf, fields=self.fields)
+
+
+def obstacle_depth(depth: np.ndarray, labels: np.ndarray, exclude_ids) -> np.ndarray:
+    """Depth with the pixels of classes ``exclude_ids`` set to NaN (a copy).
+
+    Args:
+        depth: ``H x W`` float32 metres (NaN invalid).
+        labels: ``H x W`` uint8 class ids of the same size.
+        exclude_ids: class ids that are not obstacles (e.g. sky, road, sidewalk, lane marks).
+
+    Raises:
+        ValueError: ``labels`` and ``depth`` differ in size.
+    """
+    if labels.shape != depth.shape:
+        raise ValueError(f"labels {labels.shape} and depth {depth.shape} differ in size")
+    out = depth.copy()
+    if len(exclude_ids):
+        out[np.isin(labels, np.asarray(list(exclude_ids), dtype=labels.dtype))] = np.nan
+    return out

@@ -169,13 +169,18 @@ class DepthEstimator:
     def name(self) -> str:
         return self.spec.name
 
+    def segmentation_info(self, key: str):
+        """``spec.extras[key]`` (``"palette"``: RGB per class id, ``"classes"``: class names) of
+        whichever network produces this estimator's labels (the model or its front end), or None."""
+        for net in (self.net, self.frontend):
+            if net is not None and net.spec.extras.get(key) is not None:
+                return net.spec.extras[key]
+        return None
+
     @property
     def palette(self) -> Optional[list]:
-        """RGB colour per class id for this model's labels (its own or its front end's), or None."""
-        for net in (self.net, self.frontend):
-            if net is not None and net.spec.extras.get("palette") is not None:
-                return net.spec.extras["palette"]
-        return None
+        """RGB colour per class id for this model's labels, or None."""
+        return self.segmentation_info("palette")
 
     def reset_state(self) -> None:
         """Forget recurrent state (call on a camera jump or a new sequence)."""

@@ -169,3 +169,42 @@ def test_semantic_input_model_publishes_segmentation(rclpy_context):
     finally:
         listener.destroy_node()
         n.destroy_node()
+
+
+def test_obstacle_cloud_excludes_configured_classes(rclpy_context):
+    """ssegdep_net: points/obstacles is points with Sky/Road/Sidewalk/Lanemark pixels NaN."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import PointCloud2
+
+    from ros_helpers import spin_until
+
+    n = DepthNode(context=rclpy_context, parameter_overrides=[
+        Parameter("model", value="ssegdep_net"), Parameter("input_width", value=128),
+        Parameter("input_height", value=64), Parameter("stats_period", value=0.0),
+        Parameter("min_depth", value=0.01), Parameter("max_depth", value=1000.0)])
+    listener = Node("obstacle_listener", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(listener)
+    got = {}
+    for topic, typ in (("points", PointCloud2), ("points/obstacles", PointCloud2),
+                       ("segmentation/labels", Image)):
+        listener.create_subscription(typ, topic, lambda m, t=topic: got.setdefault(t, m),
+                                     qos_profile_sensor_data)
+    try:
+        assert spin_until(ex, lambda: n.pub_obstacles.get_subscription_count() > 0, 10)
+        assert spin_until(ex, lambda: n.pub_points.get_subscription_count() > 0, 10)
+        n._on_info(info(9))
+        assert n.process_frame(make_image(header(9), rgb_frame(), "rgb8"))
+        assert spin_until(ex, lambda: len(got) == 3, 10), sorted(got)
+    finally:
+        listener.destroy_node()
+        n.destroy_node()
+    labels = np.frombuffer(got["segmentation/labels"].data, np.uint8).reshape(480, 640)
+    z_all = np.frombuffer(got["points"].data, np.float32).reshape(480, 640, 4)[..., 2]
+    z_obs = np.frombuffer(got["points/obstacles"].data, np.float32).reshape(480, 640, 4)[..., 2]
+    excluded = np.isin(labels, [1, 3, 4, 12])  # Sky, Road, Sidewalk, Lanemark
+    assert np.isnan(z_obs[excluded]).all()
+    keep = ~excluded & np.isfinite(z_all)
+    np.testing.assert_array_equal(z_obs[keep], z_all[keep])
