@@ -82,6 +82,20 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from .synth import generate
+    res = generate(args.out, args.frames, seed=args.seed, width=args.width, height=args.height,
+                   stereo=args.stereo, sequence_length=args.sequence_length,
+                   workers=args.workers, progress=True)
+    print(f"wrote {res['frames']} frames in {res['sequences']} sequence(s) at "
+          f"{res['size'][0]}x{res['size'][1]}{' (stereo)' if res['stereo'] else ''} to {res['out']}")
+    print(f"throughput: {res['fps']:.1f} frames/s overall ({res['workers']} worker(s); "
+          f"rendering {res['render_fps']:.1f} frames/s per worker, street building "
+          f"{res['build_s']:.2f} s, wall {res['wall_s']:.2f} s)")
+    print("frames with class: " + ", ".join(f"{k} {v}" for k, v in res["class_frames"].items()))
+    return 0
+
+
 def cmd_play(args) -> int:
     _apply_ros_env()
     from .bag_player import run
@@ -195,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", help="START:STOP subset")
     s.set_defaults(func=cmd_pack)
 
+    s = sub.add_parser("synth", help="render synthetic SYNTHIA-style street sequences")
+    s.add_argument("out", help="output folder (seq_NNNN/RGB, Depth, Labels, ...)")
+    s.add_argument("--frames", type=int, required=True, help="total number of frames")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--width", type=int, default=320)
+    s.add_argument("--height", type=int, default=192)
+    s.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m)")
+    s.add_argument("--sequence-length", type=int, default=100, help="frames per street (30 Hz)")
+    s.add_argument("--workers", type=int, default=1, help="rendering processes")
+    s.set_defaults(func=cmd_synth)
+
     s = sub.add_parser("play", help="publish a bag on DDS")
     bag_player.build_parser(s)
     s.set_defaults(func=cmd_play)
@@ -235,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("demo", help="real 7-Scenes frames through depth_node over DDS")
-    s.add_argument("--input", default=str(DEFAULT_DATA), help="dataset folder or bag")
+    s.add_argument("--input", default=str(DEFAULT_DATA),
+                   help="dataset folder, bag, or 'synthetic' (a generated street sequence)")
     s.add_argument("--frames", help="START:STOP subset of a dataset folder")
     s.add_argument("--out", default="demo_out")
     s.add_argument("--model", default="fastdepth")

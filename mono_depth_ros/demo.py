@@ -64,6 +64,14 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:
 def _prepare_input(args, out: Path) -> tuple:
     from .data import open_dataset, parse_frames
     from .data.bag import write_dataset_bag
+    if args.input == "synthetic":
+        # a generated street sequence: the demo then runs on any machine, data folder or not
+        from .synth import generate
+        src = out / "synthetic"
+        if not (src / "seq_0000" / "RGB").is_dir():
+            print(f"[demo] generating 150 synthetic street frames in {src}", flush=True)
+            generate(src, frames=150, seed=0, sequence_length=150)
+        args.input = str(src)
     src = Path(args.input).resolve()
     if is_bag(src):
         return src, (1e-3, 10.0)

@@ -232,7 +232,9 @@ def depth_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Ten
         raise ValueError(f"{spec.name} is trained on depth: the training data have none")
     out = model(model_input(spec, batch, device))
     pred = out["depth"] if isinstance(out, dict) else out
-    target = _TO_UNIT[spec.output_kind](batch["depth"].to(device), spec)
+    # depth beyond the model's range (e.g. sky at the far plane) is taught as the range limit
+    depth = batch["depth"].to(device).clamp(*spec.depth_range)
+    target = _TO_UNIT[spec.output_kind](depth, spec)
     return loss_fn(pred.float(), target)
 
 

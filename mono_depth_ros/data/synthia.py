@@ -9,6 +9,9 @@ Layout read by :class:`Synthia` (one folder per sequence, or a folder of sequenc
                                 # the first (R) channel and the instance id in G (SYNTHIA GT)
     <seq>/intrinsics.txt        # optional: 3x3 / "fx fy cx cy" / "f cx cy" (read_intrinsics)
     <seq>/RGB/000000.K.txt      # optional per-frame K (also accepted as <seq>/000000.K.txt)
+    <seq>/Pose/000000.txt       # optional 4x4 camera-to-world (optical axes), metres
+    <seq>/RGB_right/000000.png  # with stereo=True: the right camera of a rectified pair ...
+    <seq>/baseline.txt          # ... and its signed baseline in metres (x of the right camera)
 
 The published SYNTHIA folders are accepted under their own names too: ``GT/DEPTH`` or
 ``Depth`` for depth, ``Labels``, ``SemSeg`` or ``GT/LABELS`` for labels, and
@@ -89,8 +92,10 @@ class Synthia(_Frames):
     eval_range = (1e-3, 80.0)
 
     def __init__(self, root, frames: Optional[slice] = None, K: Optional[np.ndarray] = None,
-                 depth_scale: float = 0.01, label_map: Optional[np.ndarray] = None):
+                 depth_scale: float = 0.01, label_map: Optional[np.ndarray] = None,
+                 stereo: bool = False):
         super().__init__(root, frames)
+        self.stereo = bool(stereo)
         seqs = [self.root] if _is_dir_exact(self.root / "RGB") else sorted(
             p for p in self.root.iterdir() if _is_dir_exact(p / "RGB"))
         items: List = []
@@ -141,5 +146,15 @@ class Synthia(_Frames):
         name = stem if seq == self.root else f"{seq.name}/{stem}"
         digits = re.sub(r"\D", "", stem)
         n = int(digits) if digits else j
+        # Written by `mono-depth-ros synth`: camera poses, and with --stereo the right camera.
+        pfile = seq / "Pose" / f"{stem}.txt"
+        pose = np.loadtxt(pfile).reshape(4, 4) if pfile.is_file() else None
+        rgb_right = baseline = None
+        if self.stereo:
+            right, bfile = seq / "RGB_right" / f"{stem}.png", seq / "baseline.txt"
+            if not (right.is_file() and bfile.is_file()):
+                raise DatasetError(f"stereo: no RGB_right/{stem}.png + baseline.txt in {seq}")
+            rgb_right = _read_rgb(right)
+            baseline = float(bfile.read_text().split()[0])
         return Sample(rgb, depth, self._K(seq, stem), STAMP_ORIGIN_NS + int(round(n * 1e9 / self.rate_hz)),
-                      name, labels=labels)
+                      name, pose=pose, labels=labels, rgb_right=rgb_right, baseline=baseline)
