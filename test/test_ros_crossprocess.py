@@ -111,3 +111,57 @@ def test_depth_and_points_cross_process(depth_node_process, rclpy_context, data_
             packed = pts[..., 3].view(np.uint32)
             r, g, b = (packed >> 16) & 255, (packed >> 8) & 255, packed & 255
             assert (r == rgb[..., 0]).all() and (g == rgb[..., 1]).all() and (b == rgb[..., 2]).all()
+
+
+def test_obstacle_cloud_cross_process_on_generated_street(tmp_path, rclpy_context):
+    """ssegdep_net in a depth_node subprocess on a generated street frame: points/obstacles has
+    NaN exactly at the excluded classes (Sky, Road, Sidewalk, Lanemark) of the published labels,
+    and finite points within the depth range elsewhere (where the depth is valid)."""
+    import os
+
+    pytest.importorskip("pybullet")
+    from mono_depth_ros.data import open_dataset
+    from mono_depth_ros.synth import generate
+    generate(tmp_path / "street", frames=1, seed=5, width=320, height=192, sequence_length=1)
+    s = open_dataset(tmp_path / "street")[0]
+    lo, hi = 0.5, 80.0
+    # own namespace: the module's fastdepth node is still running on the relative names
+    proc = start_process(["-m", "mono_depth_ros.depth_node", "--ros-args", "-r", "__ns:=/street",
+                          "-p", "model:=ssegdep_net", "-p", "device:=cpu",
+                          "-p", "input_width:=160", "-p", "input_height:=96",
+                          "-p", f"min_depth:={lo}", "-p", f"max_depth:={hi}",
+                          "-p", "input_reliability:=reliable", "-p", "output_reliability:=reliable",
+                          "-p", "output_depth:=5"], dict(os.environ), tmp_path / "node.log")
+    node = Node("obstacle_tester", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    got = {}
+    node.create_subscription(PointCloud2, "/street/points/obstacles", lambda m: got.setdefault("obs", m), QOS)
+    node.create_subscription(Image, "/street/segmentation/labels", lambda m: got.setdefault("labels", m), QOS)
+    node.create_subscription(Image, "/street/depth/image", lambda m: got.setdefault("depth", m), QOS)
+    pub_img = node.create_publisher(Image, "/street/image", QOS)
+    pub_info = node.create_publisher(CameraInfo, "/street/camera_info", QOS)
+    try:
+        assert spin_until(ex, lambda: proc.poll() is not None or (
+            pub_img.get_subscription_count() > 0 and node.count_publishers("/street/points/obstacles") > 0), 90)
+        assert proc.poll() is None, (tmp_path / "node.log").read_text()[-2000:]
+        spin_until(ex, lambda: False, 1.0)
+        h = Header(frame_id="camera_optical_frame")
+        h.stamp.sec = 3000
+        ci = CameraInfo(header=h, width=320, height=192)
+        ci.k = s.K.reshape(9).tolist()
+        pub_info.publish(ci)
+        pub_img.publish(make_image(h, s.rgb, "rgb8"))
+        assert spin_until(ex, lambda: len(got) == 3, 60), sorted(got)
+    finally:
+        node.destroy_node()
+        stop_process(proc)
+    labels = np.frombuffer(got["labels"].data, np.uint8).reshape(192, 320)
+    depth = np.frombuffer(got["depth"].data, np.float32).reshape(192, 320)
+    pts = np.frombuffer(got["obs"].data, np.float32).reshape(192, 320, 4)
+    excluded = np.isin(labels, [1, 3, 4, 12])
+    assert np.isnan(pts[excluded][:, :3]).all()
+    keep = ~excluded & np.isfinite(depth)
+    assert np.isfinite(pts[keep][:, :3]).all()
+    assert ((pts[keep][:, 2] >= lo) & (pts[keep][:, 2] <= hi)).all()
+    assert got["obs"].header.stamp.sec == 3000 and got["obs"].header.frame_id == "camera_optical_frame"
