@@ -85,7 +85,7 @@ class DepthNode(Node):
         self._lock = threading.Condition()
         self._slot: Optional[tuple] = None
         self._infos: "OrderedDict[int, CameraInfo]" = OrderedDict()
-        self._rebuild = False
+        self._rebuild: Optional[dict] = None  # parameter values of a pending model switch
         self._running = True
 
         self.estimator = self._make_estimator()
@@ -119,14 +119,16 @@ class DepthNode(Node):
         """Current value of parameter ``name``."""
         return self.get_parameter(name).value
 
-    def _make_estimator(self) -> DepthEstimator:
-        w, h = self.p("input_width"), self.p("input_height")
+    def _make_estimator(self, new: Optional[dict] = None) -> DepthEstimator:
+        # ``new``: values from the set-parameters callback, which runs before rclpy stores them
+        v = {name: new[name] if new and name in new else self.p(name) for name in MODEL_PARAMS}
+        w, h = v["input_width"], v["input_height"]
         est = DepthEstimator(
-            model=self.p("model"), checkpoint=self.p("checkpoint") or None,
-            seg_checkpoint=self.p("seg_checkpoint") or None, device=self.p("device"),
-            precision=self.p("precision"), input_size=(h, w) if w > 0 and h > 0 else None,
-            min_depth=self.p("min_depth") or None, max_depth=self.p("max_depth") or None,
-            stateful=self.p("stateful"))
+            model=v["model"], checkpoint=v["checkpoint"] or None,
+            seg_checkpoint=v["seg_checkpoint"] or None, device=v["device"],
+            precision=v["precision"], input_size=(h, w) if w > 0 and h > 0 else None,
+            min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
+            stateful=v["stateful"])
         for msg in est.warnings:
             self.get_logger().warning(msg)
         return est
@@ -142,7 +144,9 @@ class DepthNode(Node):
         names = {prm.name for prm in params}
         if names & set(MODEL_PARAMS):
             with self._lock:
-                self._rebuild = True
+                self._rebuild = {**(self._rebuild or {}),
+                                 **{prm.name: prm.value for prm in params if prm.name in MODEL_PARAMS}}
+                self._lock.notify()
         if names & {"cloud_decimation", "cloud_rgb"}:
             vals = {prm.name: prm.value for prm in params}
             self.builder = CloudBuilder(int(vals.get("cloud_decimation", self.p("cloud_decimation"))),
@@ -178,19 +182,19 @@ class DepthNode(Node):
                 if self._slot is None:
                     self._lock.wait(timeout=0.1)
                 item, self._slot = self._slot, None
-                rebuild, self._rebuild = self._rebuild, False
-            if rebuild:
-                self._apply_rebuild()
+                rebuild, self._rebuild = self._rebuild, None
+            if rebuild is not None:
+                self._apply_rebuild(rebuild)
             if item is not None:
                 try:
-                    self.process_frame(item[0])
+                    self.process_frame(item[0], received_at=item[1])
                 except Exception as exc:  # noqa: BLE001 - the node must survive any frame
                     self.stats.skip("internal_error")
                     self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}")
 
-    def _apply_rebuild(self) -> None:
+    def _apply_rebuild(self, new: dict) -> None:
         try:
-            self.estimator = self._make_estimator()
+            self.estimator = self._make_estimator(new)
             self.get_logger().info(f"switched to model {self.estimator.name}")
         except Exception as exc:  # noqa: BLE001 - keep the previous model running
             self.get_logger().error(f"cannot switch model: {exc}; keeping {self.estimator.name}")
@@ -215,12 +219,14 @@ class DepthNode(Node):
                 "obstacles": self.pub_obstacles.get_subscription_count() > 0,
                 "seg_colored": self.pub_seg_colored.get_subscription_count() > 0}
 
-    def process_frame(self, msg, wanted: Optional[Dict[str, bool]] = None) -> bool:
+    def process_frame(self, msg, wanted: Optional[Dict[str, bool]] = None,
+                      received_at: Optional[float] = None) -> bool:
         """Decode, infer and publish one image message.
 
         Args:
             msg: sensor_msgs/Image or CompressedImage.
             wanted: outputs to compute (default: those with subscribers).
+            received_at: ``time.perf_counter()`` at reception, to report the ``queue`` latency.
 
         Returns:
             True when the frame was processed, False when it was skipped (bad input or no
@@ -254,6 +260,8 @@ class DepthNode(Node):
         t1 = time.perf_counter()
         pred = self.estimator.predict(rgb, K)
         timings = {"decode": 1e3 * (t1 - t0), **pred.timings}
+        if received_at is not None:
+            timings["queue"] = 1e3 * (t0 - received_at)
         t2 = time.perf_counter()
         cloud_ms = 0.0
         header = msg.header
