@@ -392,8 +392,9 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         sched.load_state_dict(ck["scheduler"])
         sched.total_steps = total  # the resumed run may be longer (more epochs) than the first
         start_epoch, best, step, history = ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
+    revision = git_revision()  # the code this run started with, not the tree at save time
     extra = lambda epoch, metrics: dict(  # noqa: E731 - one place that builds checkpoint metadata
-        config=asdict(cfg), metrics=metrics, git_revision=git_revision(), epoch=epoch,
+        config=asdict(cfg), metrics=metrics, git_revision=revision, epoch=epoch,
         train_frames=len(train_pack), val_frames=len(val_pack), world_size=world)
     t0 = time.time()
     for epoch in range(start_epoch, cfg.epochs):
