@@ -9,6 +9,8 @@ Subcommands::
     record OUT TOPIC...          write DDS topics to an MCAP bag
     evaluate                     metrics JSON + PNG panels (recorded bag, or model on a dataset)
     train                        train a model (default: fastdepth on 7-Scenes 0-799 / 800-999)
+    synth OUT                    SYNTHIA-style synthetic street sequences (pybullet)
+    ablation                     the SSegDep-Net ablation on synthetic streets
     bench                        per-stage latency at 640x480 (or a model table)
     demo                         the end-to-end run on real 7-Scenes frames over DDS
     test                         run the test suite (pytest)
@@ -178,6 +180,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_ablation(args) -> int:
+    import dataclasses
+
+    from .ablation import run_ablation
+    from .train import TrainConfig
+    base = dataclasses.replace(TrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
+                               lr=args.lr, device=args.device, max_steps=args.max_steps)
+    res = run_ablation(args.train, args.test, args.out, args.report, base)
+    for (label, m), _ in zip(res["depth"], res["models"]):
+        print(f"{label:32s} AbsRel {m['abs_rel']:.3f}  RMSE {m['rmse']:.2f} m  "
+              f"s1 {m['delta1']:.3f}  s3 {m['delta3']:.3f}")
+    print(f"unet_seg mIoU {res['segmentation']['miou']:.3f}; report: "
+          f"{args.report or Path(args.out) / 'ssegdep_ablation.md'}")
+    return 0
+
+
 def cmd_test(pytest_args: List[str]) -> int:
     """Run the test suite with this interpreter; ``pytest_args`` are passed through."""
     root = package_share_dir()
@@ -288,6 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device")
     s.add_argument("--resume", help="last.pt of an interrupted run")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("ablation", help="SSegDep-Net ablation on synthetic streets (Tables 1-4)")
+    s.add_argument("--train", required=True, help="training set DIR[@START:STOP] (synth output)")
+    s.add_argument("--test", required=True, help="test set DIR[@START:STOP] (another seed)")
+    s.add_argument("--out", default="runs/ablation")
+    s.add_argument("--report", help="markdown report path (e.g. docs/ssegdep_ablation.md)")
+    s.add_argument("--epochs", type=int, default=20)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--lr", type=float, default=1e-3)
+    s.add_argument("--max-steps", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_ablation)
 
     sub.add_parser("test", help="run the test suite (further arguments go to pytest)")
     return p
