@@ -13,6 +13,7 @@ Subcommands::
     ablation                     the SSegDep-Net ablation on synthetic streets
     bench                        per-stage latency at 640x480 (or a model table)
     demo                         the end-to-end run on real 7-Scenes frames over DDS
+    dds-check                    VGA clouds delivered by Fast DDS without / with the profile
     test                         run the test suite (pytest)
 
 ROS subcommands (play, record, demo) use the shipped Fast DDS profile unless
@@ -154,6 +155,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_dds_check(args) -> int:
+    from .dds_check import KINDS, measure
+    for kind in KINDS:
+        for prof in (None, str(fastdds_profile())):
+            r = measure(prof, args.count, args.rate, kind)
+            print(f"profile {r['profile']}: received {r['received']} of {r['sent']} best-effort "
+                  f"VGA {kind}s", flush=True)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(args)
@@ -276,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint")
     s.add_argument("--json-out")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("dds-check", help="best-effort VGA clouds and images over Fast DDS, "
+                                         "without / with the profile")
+    s.add_argument("--count", type=int, default=20)
+    s.add_argument("--rate", type=float, default=5.0)
+    s.set_defaults(func=cmd_dds_check)
 
     s = sub.add_parser("demo", help="real 7-Scenes frames through depth_node over DDS")
     s.add_argument("--input", default=str(DEFAULT_DATA),
