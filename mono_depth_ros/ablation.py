@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from .metrics import APPENDIX_A, ConfusionMatrix
+from .metrics import APPENDIX_A
 from .models import create_model
 from .models.spec import output_to_metric_depth
 from .models.valdez import SYNTHIA_CLASSES, SYNTHIA_PALETTE
@@ -44,17 +44,6 @@ def _train(name: str, train_spec: str, test_spec: str, out: Path, base: TrainCon
                               out=str(out / name), model_kwargs=kwargs, pretrained=False,
                               loss=loss, rotate_deg=0.0)
     return train(cfg, progress=base.max_steps == 0)
-
-
-@torch.inference_mode()
-def _segmentation_iou(model, pack: Pack, device) -> Dict[str, object]:
-    cm = ConfusionMatrix(len(SYNTHIA_CLASSES))
-    rng = np.random.default_rng(0)
-    for i in range(0, len(pack), 8):
-        batch = pack.batch(np.arange(i, min(i + 8, len(pack))), rng, False)
-        probs = model(model_input(model.spec, batch, device))["segmentation"]
-        cm.update(probs.argmax(1).cpu().numpy(), batch["labels"].numpy())
-    return {"iou": [float(v) for v in cm.iou()], "miou": float(cm.miou())}
 
 
 @torch.inference_mode()
@@ -147,7 +136,8 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
     device, _ = select_device(base.device)
     seg = create_model("unet_seg", checkpoint=ckpt["unet_seg"]).to(device)
     pack = Pack(test_spec, tuple(seg.spec.input_size))
-    seg_scores = _segmentation_iou(seg, pack, device)
+    seg_val = validate(seg, pack, device)
+    seg_scores = {"iou": seg_val["iou"], "miou": seg_val["miou"]}
     rows: List = []
     names: List[str] = []
     for label, name in DEPTH_ROWS:

@@ -44,6 +44,18 @@ class Prediction:
     timings: Dict[str, float] = field(default_factory=dict)
 
 
+def normalize_images(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """Network input from images: ``B x H x W x 3`` uint8 RGB (any device) -> ``B x 3 x H x W``
+    float32 in the spec's channel order, scaled to ``[0, 1]`` and normalised with its mean/std.
+    The one place both inference and training prepare images."""
+    if spec.channel_order == "BGR":
+        rgb = rgb.flip(-1)
+    x = rgb.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 def package_share_dir() -> Path:
     """Directory holding ``launch/``, ``config/`` and ``models/``.
 
@@ -191,13 +203,7 @@ class DepthEstimator:
         h, w = size
         interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
         img = cv2.resize(rgb, (w, h), interpolation=interp)
-        if spec.channel_order == "BGR":
-            img = img[..., ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)
-        x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        mean = torch.tensor(spec.mean, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(spec.std, device=self.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return normalize_images(torch.from_numpy(img).unsqueeze(0).to(self.device), spec)
 
     def _autocast(self):
         if self.dtype == torch.float32:

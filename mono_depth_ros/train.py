@@ -49,9 +49,10 @@ import torch.nn.functional as F
 from .data import open_dataset, parse_frames
 from .geometry import scale_intrinsics
 from .losses import create_loss
-from .metrics import compute_depth_metrics, mean_metrics
+from .metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
 from .models import create_model, save_checkpoint
 from .models.spec import ModelSpec, output_to_metric_depth
+from .runtime import normalize_images, select_device
 
 
 @dataclass
@@ -190,13 +191,6 @@ class Pack:
         return out
 
 
-def _normalise(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    x = rgb.permute(0, 3, 1, 2).float() / 255.0
-    m = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
 def _ohes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``B x H x W`` class ids -> ``B x C x H x W`` float one-hot planes (ids >= C: all zero)."""
     valid = labels < num_classes
@@ -210,7 +204,7 @@ def model_input(spec: ModelSpec, batch: Dict[str, torch.Tensor], device) -> torc
     Raises:
         ValueError: a semantic-input model on data without labels.
     """
-    x = _normalise(batch["rgb"].to(device), spec)
+    x = normalize_images(batch["rgb"].to(device), spec)
     if spec.needs_semantic_input:
         if "labels" not in batch:
             raise ValueError(f"{spec.name} takes RGB + OHES: the training data need class labels")
@@ -251,7 +245,7 @@ def stereo_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Te
     """Self-supervised stereo (Yusiong & Naval): reconstruct each view from the other."""
     if "rgb_right" not in batch:
         raise ValueError(f"{spec.name} trains from rectified stereo pairs: the data have none")
-    out = model(_normalise(batch["rgb"].to(device), spec))
+    out = model(normalize_images(batch["rgb"].to(device), spec))
     left = batch["rgb"].to(device).permute(0, 3, 1, 2).float() / 255.0
     right = batch["rgb_right"].to(device).permute(0, 3, 1, 2).float() / 255.0
     total, _ = loss_fn(out["disparities"], left, right)
@@ -277,25 +271,21 @@ def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> D
     """Mean validation metrics of ``model`` over ``pack`` at the pack resolution.
 
     Depth-producing models: Eigen metrics in metres (outputs converted with the spec and the
-    pack's focal, so disparity models are scored as depth). Segmentation-only models: pixel
-    accuracy and mean IoU (returned as ``miou`` plus ``abs_rel = 1 - miou`` for selection).
+    pack's focal, so disparity models are scored as depth). Segmentation-only models: per-class
+    ``iou`` and mean IoU ``miou`` over the pack, plus ``abs_rel = 1 - miou`` for selection.
     """
     model.eval()
     spec = model.spec
-    rows, inter, union = [], None, None
+    rows = []
+    seg_only = objective_for(spec) == "segmentation"
+    cm = ConfusionMatrix(spec.num_classes) if seg_only else None
     lo, hi = spec.depth_range
     rng = np.random.default_rng(0)
     for i in range(0, len(pack), batch_size):
         batch = pack.batch(np.arange(i, min(i + batch_size, len(pack))), rng, False)
         out = model(model_input(spec, batch, device))
-        if objective_for(spec) == "segmentation":
-            pred = out["segmentation"].argmax(1).cpu()
-            gt = batch["labels"]
-            c = spec.num_classes
-            hist = torch.bincount((gt[gt < c] * c + pred[gt < c]).flatten(), minlength=c * c).view(c, c)
-            inter = hist.diag() if inter is None else inter + hist.diag()
-            union_b = hist.sum(0) + hist.sum(1) - hist.diag()
-            union = union_b if union is None else union + union_b
+        if seg_only:
+            cm.update(out["segmentation"].argmax(1).cpu().numpy(), batch["labels"].numpy())
             continue
         if pack.depth is None:
             continue
@@ -304,10 +294,10 @@ def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> D
         for p, g in zip(pred.float().cpu().numpy()[:, 0], batch["depth"].numpy()[:, 0]):
             d = output_to_metric_depth(p, spec, fx=pack.fx_norm * w, width=w)
             rows.append(compute_depth_metrics(d, g, max(lo, 1e-3), hi))
-    if inter is not None:
-        present = union > 0
-        miou = float((inter[present].float() / union[present].float()).mean())
-        return {"miou": miou, "abs_rel": 1.0 - miou, "rmse": float("nan"), "delta1": float("nan")}
+    if seg_only:
+        miou = cm.miou()
+        return {"miou": miou, "iou": cm.iou(), "abs_rel": 1.0 - miou, "rmse": float("nan"),
+                "delta1": float("nan")}
     return mean_metrics(rows)
 
 
@@ -344,7 +334,6 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     rng = np.random.default_rng(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    from .runtime import select_device
     device, _ = select_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from mono_depth_ros.demo import stop_process  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "config" / "fastdds.xml"
@@ -52,15 +53,6 @@ def start_process(args, env: dict, log_path: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGINT by PID, then SIGKILL after ``timeout`` seconds."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def spin_until(executor, predicate, timeout: float) -> bool:
