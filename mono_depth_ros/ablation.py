@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from .metrics import APPENDIX_A
-from .models import create_model
+from .models import create_model, save_checkpoint
 from .models.spec import output_to_metric_depth
 from .models.valdez import SYNTHIA_CLASSES, SYNTHIA_PALETTE
-from .train import Pack, TrainConfig, model_input, train, validate
+from .train import Pack, TrainConfig, load_pack, model_input, train, validate
 from .visualize import colorize_depth, colorize_labels
 
 #: (table row, registered model) of the depth networks trained on ground-truth OHES or RGB.
@@ -38,12 +38,29 @@ DEPTH_ROWS = (("SCRX (RGB)", "scrx_rgb"), ("SCRX (RGB + GT OHES)", "scrx_ohes"),
 PAPER_SIGMA3 = {"scrx_rgb": 0.80, "cnn3d_up": 0.95, "ssegdep_net": 0.89}
 
 
-def _train(name: str, train_spec: str, test_spec: str, out: Path, base: TrainConfig,
-           kwargs: dict, loss: str) -> Path:
-    cfg = dataclasses.replace(base, model=name, train=train_spec, val=test_spec,
+#: share of ``budget_s`` per model: the segmentation net gets more, it feeds SSegDep-Net.
+BUDGET_SHARE = {"unet_seg": 0.25, **{name: 0.125 for _, name in DEPTH_ROWS}}
+
+
+def _train(name: str, train_spec: str, val_spec: str, out: Path, base: TrainConfig,
+           kwargs: dict, loss: str, budget_s: float) -> Path:
+    cfg = dataclasses.replace(base, model=name, train=train_spec, val=val_spec,
                               out=str(out / name), model_kwargs=kwargs, pretrained=False,
-                              loss=loss, rotate_deg=0.0)
-    return train(cfg, progress=base.max_steps == 0)
+                              loss=loss, rotate_deg=0.0, time_budget_s=budget_s)
+    return train(cfg, progress=base.max_steps == 0 and budget_s == 0)
+
+
+def _run_summary(best: Path) -> dict:
+    """Steps, frames seen, epochs and time of a finished run (from its ``last.pt``)."""
+    last = torch.load(best.parent / "last.pt", map_location="cpu", weights_only=False)
+    chosen = torch.load(best, map_location="cpu", weights_only=False)
+    cfg = last["config"]
+    return {"model_kwargs": cfg["model_kwargs"], "steps": last["step"],
+            "frames_seen": last["step"] * cfg["batch_size"],
+            "epochs": last["step"] * cfg["batch_size"] / max(1, last["train_frames"]),
+            "train_s": last["history"][-1]["elapsed_s"], "best_epoch": chosen["epoch"] + 1,
+            "train_frames": last["train_frames"], "batch_size": cfg["batch_size"],
+            "loss": cfg["loss"], "lr": cfg["lr"]}
 
 
 @torch.inference_mode()
@@ -80,6 +97,14 @@ def write_report(results: dict, path: Path) -> Path:
              "| class | IoU |", "|---|---|"]
     lines += [f"| {c} | {_fmt(v)} |" for c, v in zip(SYNTHIA_CLASSES, seg["iou"])]
     lines += [f"| **mean** | **{_fmt(seg['miou'])}** |", "",
+              "## Training runs", "",
+              "| network | options | steps | frames seen | epochs | time (s) | best epoch |",
+              "|---|---|---|---|---|---|---|"]
+    for name, t in results.get("training", {}).items():
+        lines.append(f"| {name} | {t['model_kwargs'] or 'paper defaults'} | {t['steps']} | "
+                     f"{t['frames_seen']} | {t['epochs']:.2f} | {t['train_s']:.0f} | "
+                     f"{t['best_epoch']} |")
+    lines += ["",
               "## Table 2: depth errors (metres; RMSLSI = SILog / 100)", "",
               "| network | " + " | ".join(list(APPENDIX_A)[:6]) + " |", "|---|" + "---|" * 6]
     err_keys = [APPENDIX_A[k] for k in list(APPENDIX_A)[:6]]
@@ -107,9 +132,27 @@ def write_report(results: dict, path: Path) -> Path:
     return path
 
 
+def _ship(ckpt: Dict[str, Path], results: dict, folder: Path) -> Dict[str, str]:
+    """float16 copies of the trained ``unet_seg`` and ``cnn3d_up`` with their test scores."""
+    test = dict(zip(results["models"], (m for _, m in results["depth"])))
+    scores = {"unet_seg": {"miou": results["segmentation"]["miou"],
+                           "iou": list(results["segmentation"]["iou"])},
+              "cnn3d_up": {"gt_ohes": test["cnn3d_up"], "ssegdep_net": test["ssegdep_net"]}}
+    out = {}
+    for name, file in (("unet_seg", "unet_seg_synth.pt"), ("cnn3d_up", "cnn3d_up_synth.pt")):
+        ck = torch.load(ckpt[name], map_location="cpu", weights_only=False)
+        model = create_model(name, checkpoint=ckpt[name])
+        extra = {k: ck[k] for k in ("config", "git_revision", "epoch", "train_frames", "val_frames")
+                 if k in ck}
+        out[name] = str(save_checkpoint(model, folder / file, half=True, test_metrics=scores[name],
+                                        training=results["training"][name], **extra))
+    return out
+
+
 def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str] = None,
-                 base: Optional[TrainConfig] = None, model_kwargs: Optional[Dict[str, dict]] = None
-                 ) -> dict:
+                 base: Optional[TrainConfig] = None, model_kwargs: Optional[Dict[str, dict]] = None,
+                 val_spec: Optional[str] = None, budget_s: float = 0.0,
+                 ship: Optional[str] = None) -> dict:
     """Train and score every network of the ablation (module docstring).
 
     Args:
@@ -119,6 +162,11 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
         report: markdown path (default ``OUT/ssegdep_ablation.md``).
         base: training settings shared by all models (epochs, batch size, lr, device, steps).
         model_kwargs: architecture options per model name (e.g. smaller widths for tests).
+        val_spec: frames for checkpoint selection (default: the test set, which then is not
+            held out; pass a slice of the training streets instead).
+        budget_s: total training time, shared out by :data:`BUDGET_SHARE` (0 = epochs only).
+        ship: folder for float16 copies of the trained ``unet_seg`` and ``cnn3d_up``
+            (``unet_seg_synth.pt``, ``cnn3d_up_synth.pt``) with their test metrics inside.
 
     Returns:
         the results dict written to ``ablation.json``.
@@ -129,13 +177,15 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
     base = base or TrainConfig()
     kw = model_kwargs or {}
     outp = Path(out)
-    ckpt = {"unet_seg": _train("unet_seg", train_spec, test_spec, outp, base, kw.get("unet_seg", {}), "bce")}
-    for _, name in DEPTH_ROWS:
-        ckpt[name] = _train(name, train_spec, test_spec, outp, base, kw.get(name, {}), "l2")
+    val_spec = val_spec or test_spec
+    ckpt = {}
+    for name, loss in [("unet_seg", "bce")] + [(n, "l2") for _, n in DEPTH_ROWS]:
+        ckpt[name] = _train(name, train_spec, val_spec, outp, base, kw.get(name, {}), loss,
+                            budget_s * BUDGET_SHARE[name])
     from .runtime import select_device
     device, _ = select_device(base.device)
     seg = create_model("unet_seg", checkpoint=ckpt["unet_seg"]).to(device)
-    pack = Pack(test_spec, tuple(seg.spec.input_size))
+    pack = load_pack(test_spec, tuple(seg.spec.input_size))
     seg_val = validate(seg, pack, device)
     seg_scores = {"iou": seg_val["iou"], "miou": seg_val["miou"]}
     rows: List = []
@@ -149,11 +199,15 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
     rows.append(("SSegDep-Net (predicted OHES)", validate(hybrid, pack, device)))
     names.append("ssegdep_net")
     figure = _figure(hybrid, pack, device, outp / "figure.png")
-    results = {"setup": (f"Train `{train_spec}`, test `{test_spec}` ({len(pack)} frames), "
-                         f"{base.epochs} epochs (max_steps {base.max_steps}), batch {base.batch_size}, "
-                         f"AdamW lr {base.lr}; depth models: L2 on depth / 80 m; unet_seg: BCE."),
+    training = {name: _run_summary(path) for name, path in ckpt.items()}
+    results = {"setup": (f"Train `{train_spec}`, validation (checkpoint choice) `{val_spec}`, test "
+                         f"`{test_spec}` ({len(pack)} frames); batch {base.batch_size}, AdamW "
+                         f"one-cycle lr {base.lr}, AMP; depth models: L2 on depth / 80 m; "
+                         f"unet_seg: BCE; training time budget {budget_s:.0f} s in all."),
                "segmentation": seg_scores, "depth": rows, "models": names, "figure": str(figure),
-               "checkpoints": {k: str(v) for k, v in ckpt.items()}}
+               "training": training, "checkpoints": {k: str(v) for k, v in ckpt.items()}}
+    if ship:
+        results["shipped"] = _ship(ckpt, results, Path(ship))
     with open(outp / "ablation.json", "w") as f:
         json.dump(results, f, indent=2, default=float)
     write_report(results, Path(report) if report else outp / "ssegdep_ablation.md")

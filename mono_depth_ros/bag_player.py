@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import rclpy
 from rclpy.node import Node
 
+from .bag_args import player_parser as build_parser
 from .data.bag import bag_topics, iter_raw
 from .ros_conversions import qos_profile
 
@@ -92,25 +93,6 @@ class BagPlayer(Node):
                 self.published[topic] += 1
             if not loop:
                 return self.published
-
-
-def build_parser(p: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    """Arguments of ``mono-depth-ros play`` / ``bag_player``."""
-    p = p or argparse.ArgumentParser(prog="bag_player", description=__doc__.splitlines()[0])
-    p.add_argument("bag", help="bag folder (MCAP or sqlite3)")
-    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
-    p.add_argument("--topics", nargs="*", help="only these topics")
-    p.add_argument("--remap", nargs="*", default=[], metavar="FROM:=TO", help="rename topics")
-    p.add_argument("--loop", action="store_true", help="play forever")
-    p.add_argument("--qos-reliability", default="reliable", choices=["reliable", "best_effort"])
-    p.add_argument("--wait-for", nargs="*", metavar="TOPIC", default=[],
-                   help="bag topics that must have a subscriber before playing")
-    p.add_argument("--wait-timeout", type=float, default=30.0, help="seconds to wait for it")
-    p.add_argument("--ack-timeout", type=float, default=5.0,
-                   help="seconds to wait for reliable subscribers to acknowledge the last messages")
-    p.add_argument("--start-delay", type=float, default=1.0,
-                   help="seconds after discovery before the first message (lets all readers match)")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,11 +13,12 @@ import json
 import signal
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import rclpy
 from rclpy.node import Node
 
+from .bag_args import recorder_parser as build_parser
 from .bag_player import message_class
 from .data.bag import McapWriter
 from .ros_conversions import qos_profile
@@ -72,20 +73,6 @@ def discover_types(node: Node, topics: List[str], timeout: float) -> Dict[str, s
     if pending:
         raise TimeoutError(f"topics not found within {timeout}s (give TOPIC:pkg/msg/Type): {pending}")
     return out
-
-
-def build_parser(p: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
-    """Arguments of ``mono-depth-ros record`` / ``bag_recorder``."""
-    p = p or argparse.ArgumentParser(prog="bag_recorder", description=__doc__.splitlines()[0])
-    p.add_argument("out", help="bag folder to write (replaced if it exists)")
-    p.add_argument("topics", nargs="+", help="TOPIC or TOPIC:pkg/msg/Type")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0 = never)")
-    p.add_argument("--idle-stop", type=float, default=0.0,
-                   help="stop N seconds after the last message (0 = never)")
-    p.add_argument("--discovery-timeout", type=float, default=30.0)
-    p.add_argument("--qos-reliability", default="best_effort", choices=["reliable", "best_effort"])
-    p.add_argument("--summary", help="also write the counts as JSON to this file")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:

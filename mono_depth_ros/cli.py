@@ -198,7 +198,9 @@ def cmd_ablation(args) -> int:
     from .train import TrainConfig
     base = dataclasses.replace(TrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
                                lr=args.lr, device=args.device, max_steps=args.max_steps)
-    res = run_ablation(args.train, args.test, args.out, args.report, base)
+    kwargs = {"unet_seg": {"base_channels": args.unet_width}} if args.unet_width != 64 else {}
+    res = run_ablation(args.train, args.test, args.out, args.report, base, kwargs,
+                       val_spec=args.val, budget_s=60.0 * args.budget_minutes, ship=args.ship)
     for (label, m), _ in zip(res["depth"], res["models"]):
         print(f"{label:32s} AbsRel {m['abs_rel']:.3f}  RMSE {m['rmse']:.2f} m  "
               f"s1 {m['delta1']:.3f}  s3 {m['delta3']:.3f}")
@@ -216,7 +218,7 @@ def cmd_test(pytest_args: List[str]) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from . import bag_player, bag_recorder
+    from .bag_args import player_parser, recorder_parser
     p = argparse.ArgumentParser(prog="mono-depth-ros", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -250,11 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("play", help="publish a bag on DDS")
-    bag_player.build_parser(s)
+    player_parser(s)
     s.set_defaults(func=cmd_play)
 
     s = sub.add_parser("record", help="record DDS topics to MCAP")
-    bag_recorder.build_parser(s)
+    recorder_parser(s)
     s.set_defaults(func=cmd_record)
 
     s = sub.add_parser("evaluate", help="depth metrics + PNG panels")
@@ -327,7 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ablation", help="SSegDep-Net ablation on synthetic streets (Tables 1-4)")
     s.add_argument("--train", required=True, help="training set DIR[@START:STOP] (synth output)")
     s.add_argument("--test", required=True, help="test set DIR[@START:STOP] (another seed)")
+    s.add_argument("--val", help="checkpoint-selection set DIR[@START:STOP] (default: --test)")
     s.add_argument("--out", default="runs/ablation")
+    s.add_argument("--budget-minutes", type=float, default=0.0,
+                   help="total training time shared by the seven networks (0 = --epochs only)")
+    s.add_argument("--unet-width", type=int, default=64,
+                   help="unet_seg base channels (64 = Ronneberger et al.)")
+    s.add_argument("--ship", help="folder for float16 unet_seg_synth.pt / cnn3d_up_synth.pt")
     s.add_argument("--report", help="markdown report path (e.g. docs/ssegdep_ablation.md)")
     s.add_argument("--epochs", type=int, default=20)
     s.add_argument("--batch-size", type=int, default=8)

@@ -31,12 +31,14 @@ GPUs, gloo on CPU) and rank 0 validates, logs and saves.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -83,11 +85,33 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 0
     rotate_deg: float = 5.0
+    time_budget_s: float = 0.0
+
 
 
 def _split_spec(spec: str) -> Tuple[str, Optional[slice]]:
     path, _, frames = spec.partition("@")
     return path, parse_frames(frames or None)
+
+
+@dataclass
+class _Resized:
+    rgb: np.ndarray
+    depth: Optional[np.ndarray]
+    labels: Optional[np.ndarray]
+    rgb_right: Optional[np.ndarray]
+    baseline: Optional[float]
+    K: np.ndarray
+    width: int
+    height: int
+
+
+def _resized(s, area, nearest) -> _Resized:
+    """One sample at pack resolution (``K`` stays at the source resolution)."""
+    labels, right = getattr(s, "labels", None), getattr(s, "rgb_right", None)
+    return _Resized(area(s.rgb), None if s.depth is None else nearest(s.depth),
+                    None if labels is None else nearest(labels), None if right is None else area(right),
+                    getattr(s, "baseline", None), s.K, s.rgb.shape[1], s.rgb.shape[0])
 
 
 class Pack:
@@ -110,18 +134,21 @@ class Pack:
         fxn, baselines, Ks, K_w = [], [], [], (w, h)
         area = lambda img: cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)  # noqa: E731
         nearest = lambda img: cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)  # noqa: E731
-        for s in ds:
-            cols["rgb"].append(area(s.rgb))
+        # decoding is the cost (PNG/JPEG); OpenCV releases the GIL, so threads scale
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+            samples = pool.map(lambda i: _resized(ds[i], area, nearest), range(len(ds)))
+        for s in samples:
+            cols["rgb"].append(s.rgb)
             if s.depth is not None:
-                cols["depth"].append(nearest(s.depth))
-            if getattr(s, "labels", None) is not None:
-                cols["labels"].append(nearest(s.labels))
-            if getattr(s, "rgb_right", None) is not None:
-                cols["rgb_right"].append(area(s.rgb_right))
+                cols["depth"].append(s.depth)
+            if s.labels is not None:
+                cols["labels"].append(s.labels)
+            if s.rgb_right is not None:
+                cols["rgb_right"].append(s.rgb_right)
                 baselines.append(s.baseline)
-            fxn.append(s.K[0, 0] / s.rgb.shape[1])
+            fxn.append(s.K[0, 0] / s.width)
             Ks.append(s.K)
-            K_w = (s.rgb.shape[1], s.rgb.shape[0])
+            K_w = (s.width, s.height)
         n = len(cols["rgb"])
         if n == 0:
             raise ValueError(f"{spec}: no frames")
@@ -267,6 +294,7 @@ def objective_for(spec: ModelSpec) -> str:
 
 # ------------------------------------------------------------------------------ validation
 @torch.inference_mode()
+@torch.inference_mode()
 def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> Dict[str, float]:
     """Mean validation metrics of ``model`` over ``pack`` at the pack resolution.
 
@@ -346,7 +374,7 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     t_load = time.time()
     # stereo objectives need the right image of each pair from the reader
     opts = {"stereo": True} if objective is stereo_objective else {}
-    train_pack, val_pack = Pack(cfg.train, size, **opts), Pack(cfg.val, size, **opts)
+    train_pack, val_pack = load_pack(cfg.train, size, **opts), load_pack(cfg.val, size, **opts)
     if rank == 0:
         print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
               f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "
@@ -369,9 +397,19 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_pack) / (cfg.batch_size * world))
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
+    use_amp = cfg.amp and device.type == "cuda"
+    if cfg.time_budget_s > 0 and not resume:
+        sec = torch.tensor([_seconds_per_step(model, net, objective, loss_fn, train_pack, cfg,
+                                              device, use_amp)])
+        if world > 1:  # every rank must run the same number of steps
+            import torch.distributed as dist
+            dist.all_reduce(sec, op=dist.ReduceOp.MAX)
+        total = max(1, min(total, int(cfg.time_budget_s / float(sec))))
+        if rank == 0:
+            print(f"time budget {cfg.time_budget_s:.0f}s at {1e3 * float(sec):.1f} ms/step: "
+                  f"{total} steps ({total / steps_per_epoch:.2f} epochs)", flush=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=0.1)
-    use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, best, bad_epochs, step, history = 0, float("inf"), 0, 0, []
     if resume:
@@ -439,6 +477,45 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         dist.barrier()
         dist.destroy_process_group()
     return out / "best.pt"
+
+
+_PACKS: Dict[tuple, "Pack"] = {}
+
+
+def load_pack(spec: str, size: Tuple[int, int], **options) -> Pack:
+    """:class:`Pack` for ``spec`` at ``size``, kept for the life of the process, so a runner that
+    trains several models on one dataset (the ablation) decodes it once."""
+    key = (spec, tuple(size), tuple(sorted(options.items())))
+    if key not in _PACKS:
+        _PACKS[key] = Pack(spec, size, **options)
+    return _PACKS[key]
+
+
+def _seconds_per_step(model, net, objective, loss_fn, pack: Pack, cfg: TrainConfig, device,
+                      use_amp: bool, steps: int = 6) -> float:
+    """Median wall time of a training step, measured on ``steps`` batches with the weights
+    restored afterwards (a zero-learning-rate optimiser; batch-norm statistics are restored too)."""
+    state = copy.deepcopy(model.state_dict())
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    rng = np.random.default_rng(cfg.seed + 1)
+    times = []
+    net.train()
+    for i in range(steps + 2):  # two warm-up steps (cuDNN autotuning, allocator)
+        t = time.perf_counter()
+        idx = rng.choice(len(pack), size=min(cfg.batch_size, len(pack)), replace=False)
+        batch = pack.batch(idx, rng, True, cfg.rotate_deg)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            loss = objective(net, model.spec, batch, device, loss_fn)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        float(loss.detach())  # the trainer syncs on the loss every step too
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    model.load_state_dict(state)
+    return float(np.median(times))
 
 
 def _write_log(out: Path, history: List[dict]) -> None:

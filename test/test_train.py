@@ -80,3 +80,27 @@ def test_checkpoint_loads_with_create_model(trained):
         y = model(torch.zeros(1, 3, 64, 96))
     assert y.shape == (1, 1, 64, 96)
     assert torch.isfinite(y).all() and (y > 0).all()  # softplus keeps metric depth positive
+
+
+def test_time_budget_caps_steps_and_keeps_weights(seven_scenes_dir, tmp_path, capsys):
+    """A budget far below one epoch ends the run after about budget / (s per step) steps; the
+    timing steps themselves leave the weights untouched (zero learning rate, state restored)."""
+    from mono_depth_ros.train import _seconds_per_step, load_pack, OBJECTIVES, objective_for
+    from mono_depth_ros.losses import create_loss
+    cfg = TrainConfig(model="fastdepth", epochs=1, batch_size=2, pretrained=False,
+                      train=f"{seven_scenes_dir}@0:40", val=f"{seven_scenes_dir}@800:802",
+                      out=str(tmp_path), device="cpu", model_kwargs={"encoder": "mobilenetv2"},
+                      num_threads=2, time_budget_s=1e-3)
+    train(cfg, progress=False)
+    ck = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    assert ck["step"] == 1  # at least one step, never more than the budget allows
+    assert "time budget" in capsys.readouterr().out
+    model = create_model("fastdepth", encoder="mobilenetv2").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    objective, _ = OBJECTIVES[objective_for(model.spec)]
+    pack = load_pack(cfg.train, tuple(model.spec.input_size))
+    assert load_pack(cfg.train, tuple(model.spec.input_size)) is pack  # decoded once per process
+    sec = _seconds_per_step(model, model, objective, create_loss("berhu"), pack, cfg,
+                            torch.device("cpu"), False, steps=2)
+    assert sec > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -123,19 +123,25 @@ def create_model(
     return model.eval()
 
 
-def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], **extra) -> Path:
+def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], half: bool = False,
+                    **extra) -> Path:
     """Write ``model`` as a checkpoint :func:`create_model` can load.
 
     The file holds the registry name, the architecture options, the spec, the state dict and
-    any ``extra`` entries (config, metrics, git revision).
+    any ``extra`` entries (config, metrics, git revision). ``half`` stores floating-point
+    tensors as float16 (half the size, for shipped weights); loading casts them back to the
+    model's dtype.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     torch.save({
         "model": model.spec.name,
         "model_kwargs": getattr(model, "model_kwargs", {}),
         "spec": model.spec.to_dict(),
-        "state_dict": model.state_dict(),
+        "state_dict": state,
         **extra,
     }, path)
     return path
