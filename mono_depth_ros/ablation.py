@@ -38,13 +38,13 @@ DEPTH_ROWS = (("SCRX (RGB)", "scrx_rgb"), ("SCRX (RGB + GT OHES)", "scrx_ohes"),
 PAPER_SIGMA3 = {"scrx_rgb": 0.80, "cnn3d_up": 0.95, "ssegdep_net": 0.89}
 
 
-#: share of ``budget_s`` per model: the segmentation net gets more, it feeds SSegDep-Net.
-BUDGET_SHARE = {"unet_seg": 0.25, **{name: 0.125 for _, name in DEPTH_ROWS}}
+#: share of ``budget_s`` per model: the segmentation net gets the most, it feeds SSegDep-Net.
+BUDGET_SHARE = {"unet_seg": 0.4, **{name: 0.1 for _, name in DEPTH_ROWS}}
 
 
 def _train(name: str, train_spec: str, val_spec: str, out: Path, base: TrainConfig,
-           kwargs: dict, loss: str, budget_s: float) -> Path:
-    cfg = dataclasses.replace(base, model=name, train=train_spec, val=val_spec,
+           kwargs: dict, loss: str, budget_s: float, lr: Optional[float] = None) -> Path:
+    cfg = dataclasses.replace(base, model=name, train=train_spec, val=val_spec, lr=lr or base.lr,
                               out=str(out / name), model_kwargs=kwargs, pretrained=False,
                               loss=loss, rotate_deg=0.0, time_budget_s=budget_s)
     return train(cfg, progress=base.max_steps == 0 and budget_s == 0)
@@ -152,7 +152,7 @@ def _ship(ckpt: Dict[str, Path], results: dict, folder: Path) -> Dict[str, str]:
 def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str] = None,
                  base: Optional[TrainConfig] = None, model_kwargs: Optional[Dict[str, dict]] = None,
                  val_spec: Optional[str] = None, budget_s: float = 0.0,
-                 ship: Optional[str] = None) -> dict:
+                 ship: Optional[str] = None, seg_lr: Optional[float] = None) -> dict:
     """Train and score every network of the ablation (module docstring).
 
     Args:
@@ -165,6 +165,8 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
         val_spec: frames for checkpoint selection (default: the test set, which then is not
             held out; pass a slice of the training streets instead).
         budget_s: total training time, shared out by :data:`BUDGET_SHARE` (0 = epochs only).
+        seg_lr: peak learning rate of ``unet_seg`` (default ``base.lr``; the U-Net has no
+            batch norm and needs a gentler rate than the depth networks).
         ship: folder for float16 copies of the trained ``unet_seg`` and ``cnn3d_up``
             (``unet_seg_synth.pt``, ``cnn3d_up_synth.pt``) with their test metrics inside.
 
@@ -181,7 +183,7 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
     ckpt = {}
     for name, loss in [("unet_seg", "bce")] + [(n, "l2") for _, n in DEPTH_ROWS]:
         ckpt[name] = _train(name, train_spec, val_spec, outp, base, kw.get(name, {}), loss,
-                            budget_s * BUDGET_SHARE[name])
+                            budget_s * BUDGET_SHARE[name], seg_lr if name == "unet_seg" else None)
     from .runtime import select_device
     device, _ = select_device(base.device)
     seg = create_model("unet_seg", checkpoint=ckpt["unet_seg"]).to(device)
@@ -202,7 +204,7 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
     training = {name: _run_summary(path) for name, path in ckpt.items()}
     results = {"setup": (f"Train `{train_spec}`, validation (checkpoint choice) `{val_spec}`, test "
                          f"`{test_spec}` ({len(pack)} frames); batch {base.batch_size}, AdamW "
-                         f"one-cycle lr {base.lr}, AMP; depth models: L2 on depth / 80 m; "
+                         f"one-cycle peak lr {base.lr} (unet_seg {seg_lr or base.lr}), AMP; depth models: L2 on depth / 80 m; "
                          f"unet_seg: BCE; training time budget {budget_s:.0f} s in all."),
                "segmentation": seg_scores, "depth": rows, "models": names, "figure": str(figure),
                "training": training, "checkpoints": {k: str(v) for k, v in ckpt.items()}}

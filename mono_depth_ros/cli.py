@@ -200,7 +200,8 @@ def cmd_ablation(args) -> int:
                                lr=args.lr, device=args.device, max_steps=args.max_steps)
     kwargs = {"unet_seg": {"base_channels": args.unet_width}} if args.unet_width != 64 else {}
     res = run_ablation(args.train, args.test, args.out, args.report, base, kwargs,
-                       val_spec=args.val, budget_s=60.0 * args.budget_minutes, ship=args.ship)
+                       val_spec=args.val, budget_s=60.0 * args.budget_minutes, ship=args.ship,
+                       seg_lr=args.seg_lr)
     for (label, m), _ in zip(res["depth"], res["models"]):
         print(f"{label:32s} AbsRel {m['abs_rel']:.3f}  RMSE {m['rmse']:.2f} m  "
               f"s1 {m['delta1']:.3f}  s3 {m['delta3']:.3f}")
@@ -336,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unet-width", type=int, default=64,
                    help="unet_seg base channels (64 = Ronneberger et al.)")
     s.add_argument("--ship", help="folder for float16 unet_seg_synth.pt / cnn3d_up_synth.pt")
+    s.add_argument("--seg-lr", type=float, help="unet_seg peak learning rate (default --lr)")
     s.add_argument("--report", help="markdown report path (e.g. docs/ssegdep_ablation.md)")
     s.add_argument("--epochs", type=int, default=20)
     s.add_argument("--batch-size", type=int, default=8)

@@ -209,8 +209,8 @@ def das_composite_loss(pred: torch.Tensor, target: torch.Tensor,
 
 # ------------------------------------------------------------------------------ BCE over OHES
 
-def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None
-             ) -> torch.Tensor:
+def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None,
+             logits: bool = False) -> torch.Tensor:
     """Binary cross-entropy over one-hot (OHES) planes, Valdez-Rodríguez et al. eq. 1.
 
     ``L = -mean(t * log p + (1 - t) * log(1 - p))`` over every plane of every valid pixel
@@ -222,6 +222,10 @@ def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tens
         target: ``B x C x H x W`` float one-hot (or soft) planes in ``[0, 1]``, or ``B x H x W``
             integer class ids; ids outside ``[0, C)`` (e.g. 255 = void) are left out.
         mask: optional ``B x H x W`` (or ``B x 1 x H x W``) boolean, True = supervise.
+        logits: ``pred`` holds the pre-sigmoid logits: the same loss through
+            :func:`torch.nn.functional.binary_cross_entropy_with_logits`, which stays exact where
+            the sigmoid saturates (a float16 sigmoid rounds to exactly 1 from a logit of about 8,
+            and the probability form then sees log(0)). Training uses this form.
 
     Returns:
         Scalar float32 tensor (nats per plane and pixel).
@@ -250,7 +254,7 @@ def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tens
         if tuple(mask.shape) != (b, h, w):
             raise ValueError(f"mask {tuple(mask.shape)} must be B x H x W = {(b, h, w)}")
         valid &= mask.bool()
-    if bool(((pred < 0) | (pred > 1)).any()):
+    if not logits and bool(((pred < 0) | (pred > 1)).any()):
         raise ValueError("pred must hold probabilities in [0, 1] (apply a sigmoid first)")
     if not valid.any():
         return pred.sum() * 0.0
@@ -258,6 +262,8 @@ def bce_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tens
     t = target.permute(0, 2, 3, 1)[valid]
     # binary_cross_entropy refuses to run under autocast; float32 keeps the log floor exact
     with torch.autocast(device_type=pred.device.type, enabled=False):
+        if logits:
+            return F.binary_cross_entropy_with_logits(p.float(), t.float())
         return F.binary_cross_entropy(p.float(), t.float())
 
 
@@ -558,8 +564,8 @@ class DasCompositeLoss(nn.Module):
 class BCELoss(nn.Module):
     """Module form of :func:`bce_loss` (OHES planes; one-hot or class-id targets)."""
 
-    def forward(self, pred, target, mask=None):
-        return bce_loss(pred, target, mask)
+    def forward(self, pred, target, mask=None, logits: bool = False):
+        return bce_loss(pred, target, mask, logits)
 
 
 class StereoLoss(nn.Module):

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from .data import open_dataset, parse_frames
 from .geometry import scale_intrinsics
-from .losses import create_loss
+from .losses import BCELoss, create_loss
 from .metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
 from .models import create_model, save_checkpoint
 from .models.spec import ModelSpec, output_to_metric_depth
@@ -260,12 +260,17 @@ def depth_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Ten
 
 
 def segmentation_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:
-    """OHES segmentation: binary cross-entropy of the sigmoid planes against one-hot labels."""
+    """OHES segmentation: binary cross-entropy of the sigmoid planes against one-hot labels,
+    from the logits when the model returns them (``segmentation_logits``; exact under float16
+    autocast, where the sigmoid itself saturates)."""
     if "labels" not in batch:
         raise ValueError(f"{spec.name} is trained on class labels: the training data have none")
-    probs = model(model_input(spec, batch, device))["segmentation"].float()
+    out = model(model_input(spec, batch, device))
     labels = batch["labels"].to(device)
-    return loss_fn(probs, _ohes(labels, spec.num_classes), (labels < spec.num_classes))
+    target, mask = _ohes(labels, spec.num_classes), (labels < spec.num_classes)
+    if "segmentation_logits" in out and isinstance(loss_fn, BCELoss):
+        return loss_fn(out["segmentation_logits"].float(), target, mask, logits=True)
+    return loss_fn(out["segmentation"].float(), target, mask)
 
 
 def stereo_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:

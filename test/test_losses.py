@@ -482,3 +482,20 @@ def test_stereo_shape_errors():
         stereo_loss([torch.zeros(2, 2, 16, 32)], left, right)   # batch differs
     with pytest.raises(ValueError):
         stereo_loss([torch.zeros(2, 16, 32)], left, right)
+
+
+def test_bce_from_logits_matches_probabilities_and_survives_saturation():
+    """The logits form equals the probability form where both are exact, and stays finite and
+    correct where a float16 sigmoid rounds to exactly 1 (logit 12, wrong class)."""
+    from mono_depth_ros.losses import bce_loss
+    torch.manual_seed(0)
+    logits = torch.randn(2, 14, 4, 5) * 3
+    ids = torch.randint(0, 14, (2, 4, 5))
+    torch.testing.assert_close(bce_loss(logits, ids, logits=True), bce_loss(torch.sigmoid(logits), ids))
+    sat = torch.full((1, 14, 1, 1), -20.0)
+    sat[0, 1] = 12.0  # confident in class 1, truth is class 0
+    truth = torch.zeros(1, 1, 1, dtype=torch.long)
+    exact = (torch.nn.functional.softplus(torch.tensor(20.0)) + torch.nn.functional.softplus(torch.tensor(12.0))
+             + 12 * torch.nn.functional.softplus(torch.tensor(-20.0))) / 14
+    torch.testing.assert_close(bce_loss(sat, truth, logits=True), exact)
+    assert torch.sigmoid(sat.half())[0, 1].item() == 1.0  # why the probability form is not used

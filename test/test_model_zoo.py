@@ -67,7 +67,9 @@ def test_forward_contract(name):
             assert seg.dtype == torch.float32 and torch.isfinite(seg).all()
             assert seg.min() >= 0 and seg.max() <= 1
         if spec.extras.get("segmentation_only"):
-            assert set(out) == {"segmentation"}
+            assert set(out) <= {"segmentation", "segmentation_logits"}
+            if "segmentation_logits" in out:  # the loss's input: the sigmoid's argument
+                torch.testing.assert_close(torch.sigmoid(out["segmentation_logits"].float()), seg)
             return
         depth = out["depth"]
     else:

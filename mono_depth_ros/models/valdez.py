@@ -147,7 +147,8 @@ class UNetSeg(nn.Module):
     every level aligned (other sizes are resized to the skip maps).
 
     Returns:
-        ``{"segmentation": B x num_classes x H x W}`` float32 probabilities in ``[0, 1]``.
+        ``{"segmentation": B x num_classes x H x W}`` float32 probabilities in ``[0, 1]``, and
+        ``"segmentation_logits"`` (same shape, pre-sigmoid, the autocast dtype) for the loss.
 
     Raises:
         ValueError: input with another channel count than ``in_channels``.
@@ -181,7 +182,8 @@ class UNetSeg(nn.Module):
             y = resize_to(up(y), skip.shape[-2:])
             y = fuse(torch.cat([skip, y], dim=1))
         y = resize_to(self.head(y), x.shape[-2:])
-        return {"segmentation": torch.sigmoid(y)}
+        # float32 sigmoid: in float16 it rounds to exactly 0 / 1 well inside the logit range
+        return {"segmentation": torch.sigmoid(y.float()), "segmentation_logits": y}
 
 
 # --------------------------------------------------------------------------------------------
