@@ -81,6 +81,16 @@ def default_checkpoint(model: str) -> Optional[Path]:
     return path if path.is_file() else None
 
 
+def default_component_checkpoints(model: str) -> Dict[str, str]:
+    """Factory arguments naming the shipped weights of a model assembled from separately trained
+    parts (``spec.extras['default_component_checkpoints']``, e.g. ``ssegdep_net`` = ``unet_seg``
+    + ``cnn3d_up``); empty unless every file is present."""
+    parts = get_spec(model).extras.get("default_component_checkpoints") or {}
+    paths = {arg: package_share_dir() / "models" / name for arg, name in parts.items()}
+    return {arg: str(p) for arg, p in paths.items()} if paths and all(
+        p.is_file() for p in paths.values()) else {}
+
+
 def select_device(device: str) -> Tuple[torch.device, List[str]]:
     """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a torch device.
 
@@ -152,14 +162,18 @@ class DepthEstimator:
         self.device, self.warnings = select_device(device)
         self.dtype, more = select_precision(precision, self.device)
         self.warnings += more
+        model_kwargs = dict(model_kwargs or {})
         if checkpoint in (None, ""):
             checkpoint = default_checkpoint(model)
-            if checkpoint is None:
+            parts = {} if checkpoint else default_component_checkpoints(model)
+            model_kwargs = {**parts, **model_kwargs}
+            if checkpoint is None and not parts:
                 self.warnings.append(
                     f"no trained weights for {model!r}: output depth is NOT meaningful "
                     "(pass checkpoint:=FILE)")
-        self.checkpoint = str(checkpoint) if checkpoint else None
-        self.net = create_model(model, checkpoint=checkpoint, **(model_kwargs or {}))
+        self.checkpoint = str(checkpoint) if checkpoint else (
+            " + ".join(v for k, v in model_kwargs.items() if k.endswith("checkpoint")) or None)
+        self.net = create_model(model, checkpoint=checkpoint, **model_kwargs)
         self.spec: ModelSpec = self.net.spec
         if hasattr(self.net, "stateful"):
             self.net.stateful = bool(stateful)

@@ -105,6 +105,8 @@ MAX_GEOMETRY_DEPTH = 65534 * DEPTH_SCALE
 STEREO_BASELINE = 0.54
 #: Frame rate of the camera sequences (Hz).
 RATE_HZ = 30.0
+#: bump when a seed no longer gives the same frames (shipped weights cite the version they saw)
+GENERATOR_VERSION = 1
 #: Camera speed range (m per frame at 30 Hz: 9-15 m/s).
 SPEED_RANGE = (0.3, 0.5)
 #: Horizontal field-of-view range (degrees), camera height (m) and pitch (degrees) ranges.
@@ -930,7 +932,8 @@ def _render_chunk(out: str, seed: int, k: int, t0: int, t1: int, n: int, width: 
         if t0 == 0:
             fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
             (seq_dir / "intrinsics.txt").write_text(f"{fx:.10g} {fy:.10g} {cx:.10g} {cy:.10g}\n")
-            info = dict(scene.describe(), run_seed=int(seed), sequence=k, frames=n, rate_hz=RATE_HZ,
+            info = dict(scene.describe(), generator_version=GENERATOR_VERSION, run_seed=int(seed),
+                        sequence=k, frames=n, rate_hz=RATE_HZ,
                         depth_scale=DEPTH_SCALE, sky_depth_m=SKY_DEPTH, classes=list(CLASS_NAMES),
                         stereo=bool(stereo))
             if stereo:

@@ -447,15 +447,10 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
             if len(idx) == 0:
                 idx = order[:cfg.batch_size]
             batch = train_pack.batch(idx, rng, True, cfg.rotate_deg)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = objective(net, model.spec, batch, device, loss_fn)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            losses.append(_optimizer_step(net, model.spec, objective, loss_fn, batch, device,
+                                          use_amp, opt, scaler))
             sched.step()
             step += 1
-            losses.append(float(loss.detach()))
         if rank == 0:
             val = validate(model, val_pack, device)
             row = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
@@ -496,6 +491,18 @@ def load_pack(spec: str, size: Tuple[int, int], **options) -> Pack:
     return _PACKS[key]
 
 
+def _optimizer_step(net, spec: ModelSpec, objective, loss_fn, batch, device, use_amp: bool, opt,
+                    scaler) -> float:
+    """One mixed-precision forward/backward/update; returns the loss (a host sync, like a log)."""
+    with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        loss = objective(net, spec, batch, device, loss_fn)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return float(loss.detach())
+
+
 def _seconds_per_step(model, net, objective, loss_fn, pack: Pack, cfg: TrainConfig, device,
                       use_amp: bool, steps: int = 6) -> float:
     """Median wall time of a training step, measured on ``steps`` batches with the weights
@@ -509,14 +516,8 @@ def _seconds_per_step(model, net, objective, loss_fn, pack: Pack, cfg: TrainConf
     for i in range(steps + 2):  # two warm-up steps (cuDNN autotuning, allocator)
         t = time.perf_counter()
         idx = rng.choice(len(pack), size=min(cfg.batch_size, len(pack)), replace=False)
-        batch = pack.batch(idx, rng, True, cfg.rotate_deg)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            loss = objective(net, model.spec, batch, device, loss_fn)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        float(loss.detach())  # the trainer syncs on the loss every step too
+        _optimizer_step(net, model.spec, objective, loss_fn, pack.batch(idx, rng, True, cfg.rotate_deg),
+                        device, use_amp, opt, scaler)
         if i >= 2:
             times.append(time.perf_counter() - t)
     model.load_state_dict(state)

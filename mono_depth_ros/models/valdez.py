@@ -419,7 +419,7 @@ def _spec(name: str, description: str, **kw) -> ModelSpec:
                          "Image Segmentation', MICCAI 2015",
     returns_segmentation=True, num_classes=NUM_CLASSES, recommended_loss="bce",
     extras={"segmentation_only": True, "classes": SYNTHIA_CLASSES, "palette": SYNTHIA_PALETTE,
-            "output_activation": "sigmoid"}))
+            "output_activation": "sigmoid", "default_checkpoint": "unet_seg_synth.pt"}))
 def unet_seg(pretrained: Union[bool, str] = False, base_channels: int = 64,
              **kwargs) -> UNetSeg:
     """Factory for :class:`UNetSeg` (registered as ``unet_seg``)."""
@@ -460,7 +460,7 @@ def cnn3d_s_relu(pretrained: Union[bool, str] = False, base_channels: int = 16) 
 
 @register_model(_spec("cnn3d_up", "3D conv encoder + 3D deconv decoder over RGB+OHES volume",
                       needs_semantic_input=True, num_classes=NUM_CLASSES,
-                      extras={"output_activation": "relu"}))
+                      extras={"output_activation": "relu", "default_checkpoint": "cnn3d_up_synth.pt"}))
 def cnn3d_up(pretrained: Union[bool, str] = False, base_channels: int = 32) -> CNN3DUp:
     """Factory for :class:`CNN3DUp` (registered as ``cnn3d_up``)."""
     return _load_whole_model(CNN3DUp(base_channels, 0.0), "cnn3d_up", pretrained)
@@ -478,7 +478,11 @@ def cnn3d_up_do(pretrained: Union[bool, str] = False, base_channels: int = 32,
 @register_model(_spec("ssegdep_net", "Hybrid: unet_seg OHES + cnn3d_up depth from RGB",
                       returns_segmentation=True, num_classes=NUM_CLASSES,
                       extras={"output_activation": "relu", "classes": SYNTHIA_CLASSES,
-                              "palette": SYNTHIA_PALETTE}))
+                              "palette": SYNTHIA_PALETTE,
+                              # trained separately, shipped as two files (factory arguments)
+                              "default_component_checkpoints": {
+                                  "seg_checkpoint": "unet_seg_synth.pt",
+                                  "depth_checkpoint": "cnn3d_up_synth.pt"}}))
 def ssegdep_net(pretrained: Union[bool, str] = False,
                 seg_checkpoint: Optional[Union[str, os.PathLike]] = None,
                 depth_checkpoint: Optional[Union[str, os.PathLike]] = None,
@@ -513,4 +517,8 @@ def ssegdep_net(pretrained: Union[bool, str] = False,
     else:
         depth = CNN3DUp(depth_base_channels, 0.5 if depth_model == "cnn3d_up_do" else 0.0)
     model = SSegDepNet(seg, depth, hard_ohes=hard_ohes)
+    if depth_checkpoint is not None:
+        # depth comes from the depth part: its training camera decides the focal rescaling
+        model.spec_overrides = {k: getattr(depth.spec, k) for k in
+                                ("train_focal", "rescale_by_focal", "depth_range")}
     return _load_whole_model(model, "ssegdep_net", pretrained)
