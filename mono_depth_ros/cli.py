@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset folder, bag, or 'synthetic' (a generated street sequence)")
     s.add_argument("--frames", help="START:STOP subset of a dataset folder")
     s.add_argument("--out", default="demo_out")
-    s.add_argument("--model", default="fastdepth")
+    s.add_argument("--model", help="default: ssegdep_net for --input synthetic (the street "
+                   "pair trained on generated frames), else fastdepth")
     s.add_argument("--checkpoint", default="")
     s.add_argument("--device", default="auto")
     s.add_argument("--rate", type=float, default=1.0, help="playback speed factor")

@@ -64,6 +64,8 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:
 def _prepare_input(args, out: Path) -> tuple:
     from .data import open_dataset, parse_frames
     from .data.bag import write_dataset_bag
+    if args.model is None:  # a street model for street frames, the indoor one otherwise
+        args.model = "ssegdep_net" if args.input == "synthetic" else "fastdepth"
     if args.input == "synthetic":
         # a generated street sequence: the demo then runs on any machine, data folder or not
         from .synth import generate
