@@ -72,13 +72,15 @@ def package_share_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def _shipped(name: Optional[str]) -> Optional[Path]:
+    """``models/<name>`` of the installed package if that file exists."""
+    path = package_share_dir() / "models" / name if name else None
+    return path if path is not None and path.is_file() else None
+
+
 def default_checkpoint(model: str) -> Optional[Path]:
     """Shipped weights for ``model`` (``models/<spec.extras['default_checkpoint']>``) if present."""
-    name = get_spec(model).extras.get("default_checkpoint")
-    if not name:
-        return None
-    path = package_share_dir() / "models" / name
-    return path if path.is_file() else None
+    return _shipped(get_spec(model).extras.get("default_checkpoint"))
 
 
 def default_component_checkpoints(model: str) -> Dict[str, str]:
@@ -86,9 +88,8 @@ def default_component_checkpoints(model: str) -> Dict[str, str]:
     parts (``spec.extras['default_component_checkpoints']``, e.g. ``ssegdep_net`` = ``unet_seg``
     + ``cnn3d_up``); empty unless every file is present."""
     parts = get_spec(model).extras.get("default_component_checkpoints") or {}
-    paths = {arg: package_share_dir() / "models" / name for arg, name in parts.items()}
-    return {arg: str(p) for arg, p in paths.items()} if paths and all(
-        p.is_file() for p in paths.values()) else {}
+    paths = {arg: _shipped(name) for arg, name in parts.items()}
+    return {arg: str(p) for arg, p in paths.items()} if paths and all(paths.values()) else {}
 
 
 def select_device(device: str) -> Tuple[torch.device, List[str]]:

@@ -88,7 +88,6 @@ class TrainConfig:
     time_budget_s: float = 0.0
 
 
-
 def _split_spec(spec: str) -> Tuple[str, Optional[slice]]:
     path, _, frames = spec.partition("@")
     return path, parse_frames(frames or None)
@@ -298,7 +297,6 @@ def objective_for(spec: ModelSpec) -> str:
 
 
 # ------------------------------------------------------------------------------ validation
-@torch.inference_mode()
 @torch.inference_mode()
 def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> Dict[str, float]:
     """Mean validation metrics of ``model`` over ``pack`` at the pack resolution.
