@@ -25,10 +25,10 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "depth_node = mono_depth_ros.depth_node:main",
-            "bag_player = mono_depth_ros.bag_player:main",
-            "bag_recorder = mono_depth_ros.bag_recorder:main",
-            "mono-depth-ros = mono_depth_ros.cli:main",
+            "depth_node = mono_depth_ros.ros.depth_node:main",
+            "bag_player = mono_depth_ros.ros.bag_player:main",
+            "bag_recorder = mono_depth_ros.ros.bag_recorder:main",
+            "mono-depth-ros = mono_depth_ros.tools.cli:main",
         ],
     },
 )

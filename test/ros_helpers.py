@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mono_depth_ros.demo import stop_process  # noqa: F401  (re-exported for the tests)
+from mono_depth_ros.tools.demo import stop_process  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "config" / "fastdds.xml"

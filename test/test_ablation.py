@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("pybullet")
 
-from mono_depth_ros.ablation import DEPTH_ROWS, run_ablation  # noqa: E402
-from mono_depth_ros.synth import generate  # noqa: E402
-from mono_depth_ros.train import TrainConfig  # noqa: E402
+from mono_depth_ros.training.ablation import DEPTH_ROWS, run_ablation  # noqa: E402
+from mono_depth_ros.tools.synth import generate  # noqa: E402
+from mono_depth_ros.training.trainer import TrainConfig  # noqa: E402
 
 
 def test_ablation_runs_and_reports_tables(tmp_path):

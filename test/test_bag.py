@@ -12,10 +12,10 @@ from sensor_msgs.msg import CameraInfo, Image
 from mono_depth_ros.data import SevenScenes
 from mono_depth_ros.data.bag import (GT_TOPIC, IMAGE_TOPIC, IMAGE_TYPE, INFO_TOPIC, INFO_TYPE,
                                      McapWriter, bag_topics, deserialize, image_message,
-                                     iter_raw, list_bag_files, read_topics_by_stamp, serialize,
+                                     iter_raw, read_topics_by_stamp, serialize,
                                      write_dataset_bag)
-from mono_depth_ros.evaluate import evaluate_bags
-from mono_depth_ros.image_codec import depth_msg_to_metres, image_msg_to_array, image_msg_to_rgb
+from mono_depth_ros.tools.evaluate import evaluate_bags
+from mono_depth_ros.core.image_codec import depth_msg_to_metres, image_msg_to_array, image_msg_to_rgb
 
 # rclpy.serialization pulls in lark, which imports deprecated sre_* modules on Python 3.11
 pytestmark = pytest.mark.filterwarnings("ignore:module 'sre_:DeprecationWarning")
@@ -43,7 +43,7 @@ def test_bag_is_mcap(gt_bag):
     info = meta["rosbag2_bagfile_information"]
     assert info["storage_identifier"] == "mcap"
     assert info["message_count"] == 3 * N
-    files = list_bag_files(gt_bag)
+    files = sorted(gt_bag.glob("*.mcap")) + sorted(gt_bag.glob("*.db3"))
     assert len(files) == 1 and files[0].suffix == ".mcap"
     assert files[0].read_bytes()[:8] == b"\x89MCAP0\r\n"  # MCAP magic
 

@@ -17,7 +17,7 @@ from mono_depth_ros.data.bag import bag_topics  # noqa: E402
 
 
 def cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mono_depth_ros.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "mono_depth_ros.tools.cli", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -27,7 +27,7 @@ def test_make_bag_then_play_and_record_round_trip(tmp_path, data_dir):
     assert res.returncode == 0, res.stderr
     assert bag_topics(bag)["/camera/image_raw"] == ("sensor_msgs/msg/Image", 10)
     env = isolated_ros_env(tmp_path / "log")
-    rec = start_process(["-m", "mono_depth_ros.cli", "record", str(tmp_path / "out"),
+    rec = start_process(["-m", "mono_depth_ros.tools.cli", "record", str(tmp_path / "out"),
                          "/camera/image_raw:sensor_msgs/msg/Image",
                          "/camera/camera_info:sensor_msgs/msg/CameraInfo",
                          "--qos-reliability", "reliable", "--summary", str(tmp_path / "counts.json")],
@@ -89,8 +89,8 @@ def test_evaluate_model_on_kitti_with_garg_crop_and_appendix_layout(tmp_path, da
 def test_dds_check_measures_delivery():
     """The dds-check measurement runs to completion within its bounds and reports counts
     (delivery itself depends on the machine, so only the bookkeeping is asserted)."""
-    from mono_depth_ros.cli import fastdds_profile
-    from mono_depth_ros.dds_check import measure
+    from mono_depth_ros.tools.cli import fastdds_profile
+    from mono_depth_ros.ros.dds_check import measure
     r = measure(str(fastdds_profile()), count=3, rate=5.0, kind="image")
     assert r["kind"] == "image" and r["sent"] == 3 and 0 <= r["received"] <= 3
     assert r["publisher_rc"] == 0

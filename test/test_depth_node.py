@@ -16,8 +16,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from mono_depth_ros.depth_node import DepthNode  # noqa: E402
-from mono_depth_ros.ros_conversions import make_image  # noqa: E402
+from mono_depth_ros.ros.depth_node import DepthNode  # noqa: E402
+from mono_depth_ros.ros.conversions import make_image  # noqa: E402
 
 ALL = {k: True for k in ("depth", "info", "colored", "points", "labels", "seg_colored")}
 K = [585.0, 0.0, 320.0, 0.0, 585.0, 240.0, 0.0, 0.0, 1.0]
@@ -157,7 +157,7 @@ def test_semantic_input_model_publishes_segmentation(rclpy_context):
                                      qos_profile_sensor_data)
     try:
         assert n.estimator.frontend is not None and n.estimator.palette is not None
-        assert spin_until(ex, lambda: n.pub_labels.get_subscription_count() > 0, 10)
+        assert spin_until(ex, lambda: n.pubs["labels"].get_subscription_count() > 0, 10)
         n._on_info(info(8))
         assert n.process_frame(make_image(header(8), rgb_frame(), "rgb8")), dict(n.stats.counts)
         assert spin_until(ex, lambda: len(got) == 3, 10), sorted(got)
@@ -193,8 +193,8 @@ def test_obstacle_cloud_excludes_configured_classes(rclpy_context):
         listener.create_subscription(typ, topic, lambda m, t=topic: got.setdefault(t, m),
                                      qos_profile_sensor_data)
     try:
-        assert spin_until(ex, lambda: n.pub_obstacles.get_subscription_count() > 0, 10)
-        assert spin_until(ex, lambda: n.pub_points.get_subscription_count() > 0, 10)
+        assert spin_until(ex, lambda: n.pubs["obstacles"].get_subscription_count() > 0, 10)
+        assert spin_until(ex, lambda: n.pubs["points"].get_subscription_count() > 0, 10)
         n._on_info(info(9))
         assert n.process_frame(make_image(header(9), rgb_frame(), "rgb8"))
         assert spin_until(ex, lambda: len(got) == 3, 10), sorted(got)

@@ -70,7 +70,7 @@ def test_launch_file_starts_installed_executables_and_existing_files():
 
 
 def test_params_yaml_matches_node_parameters():
-    from mono_depth_ros.depth_node import PARAMETERS
+    from mono_depth_ros.ros.depth_node import PARAMETERS
     data = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
     params = data["/**"]["ros__parameters"]
     assert set(params) == set(PARAMETERS)

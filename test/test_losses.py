@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mono_depth_ros.losses import (DEPTH_LOSSES, LOSSES, STEREO_TERMS, BCELoss, BerHuLoss,
+from mono_depth_ros.training.losses import (DEPTH_LOSSES, LOSSES, STEREO_TERMS, BCELoss, BerHuLoss,
                                    DasCompositeLoss, GradientLoss, L1Loss, L2Loss, SILogLoss,
                                    SSIMLoss, StereoLoss, appearance_matching_loss, bce_loss,
                                    berhu_loss, create_loss, das_composite_loss,
@@ -487,7 +487,7 @@ def test_stereo_shape_errors():
 def test_bce_from_logits_matches_probabilities_and_survives_saturation():
     """The logits form equals the probability form where both are exact, and stays finite and
     correct where a float16 sigmoid rounds to exactly 1 (logit 12, wrong class)."""
-    from mono_depth_ros.losses import bce_loss
+    from mono_depth_ros.training.losses import bce_loss
     torch.manual_seed(0)
     logits = torch.randn(2, 14, 4, 5) * 3
     ids = torch.randint(0, 14, (2, 4, 5))

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from mono_depth_ros.metrics import (APPENDIX_A, KITTI_RANGE_50, KITTI_RANGE_80, LOWER_IS_BETTER,
+from mono_depth_ros.core.metrics import (APPENDIX_A, KITTI_RANGE_50, KITTI_RANGE_80, LOWER_IS_BETTER,
                                     METRIC_NAMES, ConfusionMatrix, compute_depth_metrics,
                                     eigen_crop_mask, format_appendix_a, garg_crop_mask,
                                     mean_metrics, segmentation_iou, valid_mask)
 from mono_depth_ros.models.spec import ModelSpec, output_to_metric_depth
-from mono_depth_ros.runtime import select_device, select_precision
+from mono_depth_ros.inference.estimator import select_device, select_precision
 
 
 def _expected(pred, gt):

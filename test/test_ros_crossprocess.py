@@ -22,7 +22,7 @@ from std_msgs.msg import Header  # noqa: E402
 from ros_helpers import spin_until, start_process, stop_process  # noqa: E402
 
 from mono_depth_ros.data import SevenScenes  # noqa: E402
-from mono_depth_ros.ros_conversions import make_image, stamp_ns  # noqa: E402
+from mono_depth_ros.ros.conversions import make_image, stamp_ns  # noqa: E402
 
 MAX_DEPTH = 2.5
 QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -34,7 +34,7 @@ def depth_node_process(tmp_path_factory, rclpy_context):
     tmp = tmp_path_factory.mktemp("node")
     # same domain / profile as this process's rclpy context (set by rclpy_context)
     env = dict(os.environ)
-    proc = start_process(["-m", "mono_depth_ros.depth_node", "--ros-args",
+    proc = start_process(["-m", "mono_depth_ros.ros.depth_node", "--ros-args",
                           "-p", f"max_depth:={MAX_DEPTH}", "-p", "stats_period:=1.0",
                           "-p", "device:=cpu",
                           # reliable QoS (a parameter of the node) so a loaded CI machine cannot
@@ -121,12 +121,12 @@ def test_obstacle_cloud_cross_process_on_generated_street(tmp_path, rclpy_contex
 
     pytest.importorskip("pybullet")
     from mono_depth_ros.data import open_dataset
-    from mono_depth_ros.synth import generate
+    from mono_depth_ros.tools.synth import generate
     generate(tmp_path / "street", frames=1, seed=5, width=320, height=192, sequence_length=1)
     s = open_dataset(tmp_path / "street")[0]
     lo, hi = 0.5, 80.0
     # own namespace: the module's fastdepth node is still running on the relative names
-    proc = start_process(["-m", "mono_depth_ros.depth_node", "--ros-args", "-r", "__ns:=/street",
+    proc = start_process(["-m", "mono_depth_ros.ros.depth_node", "--ros-args", "-r", "__ns:=/street",
                           "-p", "model:=ssegdep_net", "-p", "device:=cpu",
                           "-p", "input_width:=160", "-p", "input_height:=96",
                           "-p", f"min_depth:={lo}", "-p", f"max_depth:={hi}",

@@ -10,10 +10,10 @@ import torch
 
 pytest.importorskip("pybullet")
 
-from mono_depth_ros.metrics import ConfusionMatrix, compute_depth_metrics  # noqa: E402
+from mono_depth_ros.core.metrics import ConfusionMatrix, compute_depth_metrics  # noqa: E402
 from mono_depth_ros.models.valdez import SYNTHIA_CLASSES  # noqa: E402
-from mono_depth_ros.runtime import DepthEstimator, default_component_checkpoints  # noqa: E402
-from mono_depth_ros.synth import render_frame  # noqa: E402
+from mono_depth_ros.inference.estimator import DepthEstimator, default_component_checkpoints  # noqa: E402
+from synth_helpers import render_frame  # noqa: E402
 
 
 @pytest.fixture(scope="module")

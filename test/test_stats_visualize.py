@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mono_depth_ros.stats import PipelineStats
-from mono_depth_ros.visualize import colorize_depth, colorize_labels, depth_range, error_panel
+from mono_depth_ros.core.stats import PipelineStats
+from mono_depth_ros.core.visualize import colorize_depth, colorize_labels, depth_range, error_panel
 
 
 # --------------------------------------------------------------------------- PipelineStats

@@ -1,4 +1,4 @@
-"""Synthetic SYNTHIA-style streets (``mono_depth_ros.synth``): depth conversion, intrinsics,
+"""Synthetic SYNTHIA-style streets (``mono_depth_ros.tools.synth``): depth conversion, intrinsics,
 classes, determinism, the on-disk layout read back by ``Synthia``, stereo geometry.
 
 Light on purpose (2 shared CPU cores): a handful of 320x192 frames, one 20-frame sequence
@@ -13,18 +13,12 @@ import pytest
 
 p = pytest.importorskip("pybullet")
 
-from mono_depth_ros import synth  # noqa: E402
+from mono_depth_ros.tools import synth  # noqa: E402
+from synth_helpers import render_frame  # noqa: E402
 
 W, H = 320, 192
 
 
-def _quat(R: np.ndarray):
-    """(x, y, z, w) quaternion of a rotation matrix."""
-    w = math.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2.0
-    x = math.copysign(math.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2.0, R[2, 1] - R[1, 2])
-    y = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2.0, R[0, 2] - R[2, 0])
-    z = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
-    return [x, y, z, w]
 
 
 @pytest.fixture
@@ -211,7 +205,7 @@ def test_folder_loads_as_synthia_and_matches_render(street):
     assert isinstance(ds, Synthia) and len(ds) == N_FRAMES
     for i in (0, 13):
         s = ds[i]
-        ref = synth.render_frame(seed=0, index=i, width=W, height=H, sequence_length=N_FRAMES)
+        ref = render_frame(seed=0, index=i, width=W, height=H, sequence_length=N_FRAMES)
         assert s.name == f"seq_0000/{i:06d}"
         np.testing.assert_array_equal(s.rgb, ref["rgb"])
         np.testing.assert_array_equal(s.labels, ref["labels"])
@@ -269,7 +263,7 @@ def test_same_seed_byte_identical(tmp_path):
 
 
 def test_cli_synth(tmp_path, capsys):
-    from mono_depth_ros import cli
+    from mono_depth_ros.tools import cli
     with pytest.raises(SystemExit) as exc:
         cli.main(["synth", str(tmp_path / "o"), "--frames", "2", "--seed", "1", "--width", "96",
                   "--height", "64", "--sequence-length", "2"])
@@ -285,14 +279,12 @@ def test_bad_arguments():
         synth.generate("/nonexistent/never", 0)
     with pytest.raises(ValueError):
         synth.projection_to_K([0.0] * 15, W, H)
-    with pytest.raises(ValueError):
-        synth.render_frame(index=-1)
 
 
 def test_stereo_sequence_loads_as_pairs(tmp_path):
     """`synth --stereo` output reads back with rgb_right and the signed baseline."""
     from mono_depth_ros.data import open_dataset
-    from mono_depth_ros.synth import generate
+    from mono_depth_ros.tools.synth import generate
     generate(tmp_path / "st", frames=2, seed=3, width=160, height=96, stereo=True, sequence_length=2)
     ds = open_dataset(tmp_path / "st", stereo=True)
     s = ds[0]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mono_depth_ros.models import create_model
-from mono_depth_ros.train import Pack, TrainConfig, train
+from mono_depth_ros.training.trainer import Pack, TrainConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def test_checkpoint_loads_with_create_model(trained):
 def test_time_budget_caps_steps_and_keeps_weights(seven_scenes_dir, tmp_path, capsys):
     """A budget far below one epoch ends the run after about budget / (s per step) steps; the
     timing steps themselves leave the weights untouched (zero learning rate, state restored)."""
-    from mono_depth_ros.train import _seconds_per_step, load_pack, OBJECTIVES, objective_for
-    from mono_depth_ros.losses import create_loss
+    from mono_depth_ros.training.trainer import _seconds_per_step, load_pack, OBJECTIVES, objective_for
+    from mono_depth_ros.training.losses import create_loss
     cfg = TrainConfig(model="fastdepth", epochs=1, batch_size=2, pretrained=False,
                       train=f"{seven_scenes_dir}@0:40", val=f"{seven_scenes_dir}@800:802",
                       out=str(tmp_path), device="cpu", model_kwargs={"encoder": "mobilenetv2"},

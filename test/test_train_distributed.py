@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mono_depth_ros.models import create_model
-from mono_depth_ros.train import OBJECTIVES, Pack, objective_for, model_input
+from mono_depth_ros.training.trainer import OBJECTIVES, Pack, objective_for, model_input
 
 
 def test_torchrun_one_process_gloo(tmp_path, data_dir):
@@ -20,7 +20,7 @@ def test_torchrun_one_process_gloo(tmp_path, data_dir):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_PORT": str(29500 + os.getpid() % 1000)}
     res = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
-         f"--master_port={env['MASTER_PORT']}", "-m", "mono_depth_ros.cli", "train",
+         f"--master_port={env['MASTER_PORT']}", "-m", "mono_depth_ros.tools.cli", "train",
          "--model", "fastdepth", "--encoder", "mobilenetv2", "--no-pretrained",
          "--data", f"{scenes}@0:4", "--val", f"{scenes}@800:802", "--out", str(tmp_path / "run"),
          "--epochs", "1", "--batch-size", "2", "--max-steps", "2", "--device", "cpu"],
@@ -58,7 +58,7 @@ def test_objective_backpropagates(name, kwargs):
     model = create_model(name, **kwargs).train()
     kind = objective_for(model.spec)
     objective, default_loss = OBJECTIVES[kind]
-    from mono_depth_ros.losses import create_loss
+    from mono_depth_ros.training.losses import create_loss
     loss_fn = create_loss(default_loss or model.spec.recommended_loss)
     batch = _FakePack().batch(np.arange(2), np.random.default_rng(0), True)
     if model.spec.needs_semantic_input:
@@ -72,7 +72,7 @@ def test_objective_backpropagates(name, kwargs):
 
 def test_self_supervised_stereo_step_on_real_kitti_pair(tmp_path, data_dir):
     """siamese_convlstm trains from the real KITTI stereo pair (no depth labels used)."""
-    from mono_depth_ros.train import TrainConfig, train
+    from mono_depth_ros.training.trainer import TrainConfig, train
     kitti = data_dir / "kitti-raw-frame"
     cfg = TrainConfig(model="siamese_convlstm", train=str(kitti), val=str(kitti),
                       out=str(tmp_path / "run"), model_kwargs={"base_channels": 4},
@@ -98,7 +98,7 @@ def test_rotation_augmentation_keeps_geometry():
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path, data_dir):
-    from mono_depth_ros.train import TrainConfig, train
+    from mono_depth_ros.training.trainer import TrainConfig, train
     scenes = data_dir / "7scenes-redkitchen"
     cfg = TrainConfig(model="fastdepth", model_kwargs={"encoder": "mobilenetv2"}, pretrained=False,
                       train=f"{scenes}@0:4", val=f"{scenes}@800:802", out=str(tmp_path / "run"),

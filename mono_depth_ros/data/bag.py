@@ -10,11 +10,11 @@ from __future__ import annotations
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..image_codec import array_to_image_fields
+from ..core.image_codec import array_to_image_fields
 
 #: Topics written by :func:`write_dataset_bag`.
 IMAGE_TOPIC = "/camera/image_raw"
@@ -179,8 +179,3 @@ def read_topics_by_stamp(path: Union[str, Path], topics: Sequence[str],
         if keep is None or st in keep:
             out[topic][st] = msg
     return out
-
-
-def list_bag_files(path: Union[str, Path]) -> List[Path]:
-    """The storage files of a bag folder (for messages)."""
-    return sorted(Path(path).glob("*.mcap")) + sorted(Path(path).glob("*.db3"))

@@ -22,7 +22,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..image_codec import InvalidImage, compressed_msg_to_rgb, depth_msg_to_metres, image_msg_to_rgb
+from ..core.image_codec import InvalidImage, compressed_msg_to_rgb, depth_msg_to_metres, image_msg_to_rgb
 from . import bag as bagio
 from .datasets import DatasetError, Sample, _Frames
 

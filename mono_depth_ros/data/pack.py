@@ -15,7 +15,7 @@ from typing import Iterable, Tuple, Union
 import cv2
 import numpy as np
 
-from ..geometry import scale_intrinsics
+from ..core.geometry import scale_intrinsics
 
 
 def write_pack(samples: Iterable, out: Union[str, Path], size: Tuple[int, int],

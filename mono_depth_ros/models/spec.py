@@ -44,7 +44,7 @@ class ModelSpec:
         returns_segmentation: The model also returns class scores (OHES planes).
         num_classes: Number of segmentation classes when ``returns_segmentation``.
         needs_semantic_input: The model takes RGB plus OHES planes (run behind ``unet_seg``).
-        recommended_loss: Loss name used to train it (see ``mono_depth_ros.losses``).
+        recommended_loss: Loss name used to train it (see ``mono_depth_ros.training.losses``).
         citation: Paper the architecture follows.
         description: One-line human description.
     """

@@ -8,28 +8,15 @@ is deserialised on the way.
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from typing import Dict, List, Optional, Sequence
 
 import rclpy
 from rclpy.node import Node
 
+from ..data.bag import bag_topics, iter_raw
 from .bag_args import player_parser as build_parser
-from .data.bag import bag_topics, iter_raw
-from .ros_conversions import qos_profile
-
-
-def message_class(msgtype: str):
-    """rclpy message class for ``pkg/msg/Name``.
-
-    Raises:
-        ValueError: malformed type name; ImportError: package not installed.
-    """
-    parts = msgtype.split("/")
-    if len(parts) != 3:
-        raise ValueError(f"message type must look like pkg/msg/Name, got {msgtype!r}")
-    return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
+from .conversions import message_class, qos_profile
 
 
 def parse_remaps(remaps: Sequence[str]) -> Dict[str, str]:

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from .runtime import package_share_dir
+from ..core.paths import package_share_dir
 
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
@@ -53,7 +53,7 @@ def _apply_ros_env() -> None:
 
 # --------------------------------------------------------------------------- commands
 def cmd_models(args) -> int:
-    from .models import get_spec, list_models
+    from ..models import get_spec, list_models
     for name in list_models():
         s = get_spec(name)
         if args.json:
@@ -65,8 +65,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_make_bag(args) -> int:
-    from .data import open_dataset, parse_frames
-    from .data.bag import write_dataset_bag
+    from ..data import open_dataset, parse_frames
+    from ..data.bag import write_dataset_bag
     ds = open_dataset(args.src, parse_frames(args.frames))
     counts = write_dataset_bag(ds, args.out, frame_id=args.frame_id or ds.frame_id, progress=True)
     for topic, n in counts.items():
@@ -76,8 +76,8 @@ def cmd_make_bag(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from .data import open_dataset, parse_frames
-    from .data.pack import write_pack
+    from ..data import open_dataset, parse_frames
+    from ..data.pack import write_pack
     h, w = (int(v) for v in args.size.lower().split("x"))
     info = write_pack(open_dataset(args.src, parse_frames(args.frames)), args.out, (h, w))
     print(f"wrote {info['frames']} frames at {h}x{w} to {info['path']} "
@@ -101,26 +101,26 @@ def cmd_synth(args) -> int:
 
 def cmd_play(args) -> int:
     _apply_ros_env()
-    from .bag_player import run
+    from ..ros.bag_player import run
     return run(args)
 
 
 def cmd_record(args) -> int:
     _apply_ros_env()
-    from .bag_recorder import run
+    from ..ros.bag_recorder import run
     return run(args)
 
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_bags, evaluate_model, format_table
-    from .metrics import format_appendix_a
+    from ..core.metrics import format_appendix_a
     if args.bag:
         summary = evaluate_bags(args.bag, args.gt_bag or args.bag, args.out, args.pred_topic,
                                 args.gt_topic, args.image_topic, args.min_depth or 1e-3,
                                 args.max_depth or 10.0, args.panels, args.crop)
     elif args.data:
-        from .data import open_dataset, parse_frames
-        from .runtime import DepthEstimator
+        from ..data import open_dataset, parse_frames
+        from ..inference.estimator import DepthEstimator
         ds = open_dataset(args.data, parse_frames(args.frames))
         lo, hi = ds.eval_range
         est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device)
@@ -156,7 +156,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_dds_check(args) -> int:
-    from .dds_check import KINDS, measure
+    from ..ros.dds_check import KINDS, measure
     for kind in KINDS:
         for prof in (None, str(fastdds_profile())):
             r = measure(prof, args.count, args.rate, kind)
@@ -173,7 +173,7 @@ def cmd_demo(args) -> int:
 def cmd_train(args) -> int:
     import dataclasses
 
-    from .train import TrainConfig, train
+    from ..training.trainer import TrainConfig, train
     cfg = TrainConfig()
     if args.config:
         cfg = dataclasses.replace(cfg, **json.loads(Path(args.config).read_text()))
@@ -194,8 +194,8 @@ def cmd_train(args) -> int:
 def cmd_ablation(args) -> int:
     import dataclasses
 
-    from .ablation import run_ablation
-    from .train import TrainConfig
+    from ..training.ablation import run_ablation
+    from ..training.trainer import TrainConfig
     base = dataclasses.replace(TrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
                                lr=args.lr, device=args.device, max_steps=args.max_steps)
     kwargs = {"unet_seg": {"base_channels": args.unet_width}} if args.unet_width != 64 else {}
@@ -213,13 +213,17 @@ def cmd_ablation(args) -> int:
 def cmd_test(pytest_args: List[str]) -> int:
     """Run the test suite with this interpreter; ``pytest_args`` are passed through."""
     root = package_share_dir()
+    if not (root / "test").is_dir():
+        print(f"mono-depth-ros test: no test/ folder under {root}; the test suite runs from a "
+              "source checkout (python3 -m mono_depth_ros test)", file=sys.stderr)
+        return 2
     return subprocess.call([sys.executable, "-m", "pytest", str(root / "test"), *pytest_args],
                            cwd=root)
 
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from .bag_args import player_parser, recorder_parser
+    from ..ros.bag_args import player_parser, recorder_parser
     p = argparse.ArgumentParser(prog="mono-depth-ros", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 

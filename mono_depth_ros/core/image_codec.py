@@ -14,7 +14,7 @@ as camera input; 32FC1 (metres, NaN invalid) and 16UC1 (millimetres, 0 invalid) 
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 import cv2
 import numpy as np
@@ -176,8 +176,3 @@ def _stretch_to_rgb(img: np.ndarray, enc: str) -> np.ndarray:
     scale = 255.0 / max(float(hi - lo), 1e-6)
     grey = np.clip((vals - lo) * scale, 0, 255).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
-
-
-def rgb_to_bgr(rgb: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """Swap an ``H x W x 3`` uint8 array between RGB and BGR order."""
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=out)

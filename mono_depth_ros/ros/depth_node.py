@@ -24,25 +24,34 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Dict, Iterable, List, Optional
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from .geometry import (CloudBuilder, InvalidCameraInfo, intrinsics_from_camera_info, obstacle_depth,
-                       scale_intrinsics)
-from .image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
-from .models import list_models
-from .ros_conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
-from .runtime import DepthEstimator
-from .stats import PipelineStats
-from .visualize import colorize_depth, colorize_labels
+from ..core.geometry import InvalidCameraInfo, intrinsics_from_camera_info, scale_intrinsics
+from ..core.image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
+from ..core.pipeline import FramePipeline, PipelineConfig
+from ..core.stats import PipelineStats
+from ..inference.estimator import DepthEstimator
+from ..models import list_models
+from .conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
 
 #: Parameters whose change rebuilds the estimator (applied before the next frame).
 MODEL_PARAMS = ("model", "checkpoint", "seg_checkpoint", "device", "precision", "input_width",
                 "input_height", "min_depth", "max_depth", "stateful")
+#: Parameters of the stages after inference (applied by the worker before the next frame).
+PIPELINE_PARAMS = ("cloud_decimation", "cloud_rgb", "colored_min", "colored_max",
+                   "obstacle_exclude_classes")
+#: Output topic of each pipeline output (core.pipeline.OUTPUTS), and its message kind.
+OUTPUT_TOPICS = {"depth": ("depth/image", Image), "colored": ("depth/colored", Image),
+                 "points": ("points", PointCloud2), "labels": ("segmentation/labels", Image),
+                 "seg_colored": ("segmentation/colored", Image),
+                 "obstacles": ("points/obstacles", PointCloud2)}
+#: Encoding of each image output.
+OUTPUT_ENCODINGS = {"depth": "32FC1", "colored": "bgr8", "labels": "mono8", "seg_colored": "bgr8"}
 
 PARAMETERS = {
     "model": ("fastdepth", "registered model name (mono-depth-ros models lists them)"),
@@ -86,10 +95,10 @@ class DepthNode(Node):
         self._slot: Optional[tuple] = None
         self._infos: "OrderedDict[int, CameraInfo]" = OrderedDict()
         self._rebuild: Optional[dict] = None  # parameter values of a pending model switch
+        self._reconfigure: Optional[dict] = None  # parameter values of pending pipeline settings
         self._running = True
 
-        self.estimator = self._make_estimator()
-        self.builder = CloudBuilder(self.p("cloud_decimation"), self.p("cloud_rgb"))
+        self.pipeline = FramePipeline(self._make_estimator(), self._pipeline_config())
 
         qin = qos_profile(self.p("input_reliability"), self.p("input_depth"))
         qout = qos_profile(self.p("output_reliability"), self.p("output_depth"))
@@ -98,26 +107,33 @@ class DepthNode(Node):
         else:
             self.create_subscription(Image, "image", self._on_image, qin)
         self.create_subscription(CameraInfo, "camera_info", self._on_info, qin)
-        self.pub_depth = self.create_publisher(Image, "depth/image", qout)
+        self.pubs = {name: self.create_publisher(kind, topic, qout)
+                     for name, (topic, kind) in OUTPUT_TOPICS.items()}
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qout)
-        self.pub_colored = self.create_publisher(Image, "depth/colored", qout)
-        self.pub_points = self.create_publisher(PointCloud2, "points", qout)
-        self.pub_labels = self.create_publisher(Image, "segmentation/labels", qout)
-        self.pub_seg_colored = self.create_publisher(Image, "segmentation/colored", qout)
-        self.pub_obstacles = self.create_publisher(PointCloud2, "points/obstacles", qout)
         self.add_on_set_parameters_callback(self._on_params)
         if self.p("stats_period") > 0:
             self.create_timer(self.p("stats_period"), self._log_stats)
         self._worker = threading.Thread(target=self._run, name="depth_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            f"model={self.estimator.name} device={self.estimator.device} "
-            f"input={self.estimator.input_size} checkpoint={self.estimator.checkpoint}")
+        est = self.estimator
+        self.get_logger().info(f"model={est.name} device={est.device} input={est.input_size} "
+                               f"checkpoint={est.checkpoint}")
 
     # ----------------------------------------------------------------- parameters
     def p(self, name: str):
         """Current value of parameter ``name``."""
         return self.get_parameter(name).value
+
+    @property
+    def estimator(self) -> DepthEstimator:
+        """The network in use."""
+        return self.pipeline.estimator
+
+    def _pipeline_config(self, new: Optional[dict] = None) -> PipelineConfig:
+        v = {name: new[name] if new and name in new else self.p(name) for name in PIPELINE_PARAMS}
+        return PipelineConfig(cloud_decimation=int(v["cloud_decimation"]), cloud_rgb=bool(v["cloud_rgb"]),
+                              colored_range=(float(v["colored_min"]), float(v["colored_max"])),
+                              obstacle_exclude_classes=tuple(v["obstacle_exclude_classes"]))
 
     def _make_estimator(self, new: Optional[dict] = None) -> DepthEstimator:
         # ``new``: values from the set-parameters callback, which runs before rclpy stores them
@@ -141,16 +157,17 @@ class DepthNode(Node):
                     reason=f"unknown model {prm.value!r}; valid: {', '.join(list_models())}")
             if prm.name == "cloud_decimation" and int(prm.value) < 1:
                 return SetParametersResult(successful=False, reason="cloud_decimation must be >= 1")
-        names = {prm.name for prm in params}
-        if names & set(MODEL_PARAMS):
+        # Changes are handed to the worker thread, which applies them between frames: the
+        # pipeline is never modified while it processes a frame.
+        model = {prm.name: prm.value for prm in params if prm.name in MODEL_PARAMS}
+        stages = {prm.name: prm.value for prm in params if prm.name in PIPELINE_PARAMS}
+        if model or stages:
             with self._lock:
-                self._rebuild = {**(self._rebuild or {}),
-                                 **{prm.name: prm.value for prm in params if prm.name in MODEL_PARAMS}}
+                if model:
+                    self._rebuild = {**(self._rebuild or {}), **model}
+                if stages:
+                    self._reconfigure = {**(self._reconfigure or {}), **stages}
                 self._lock.notify()
-        if names & {"cloud_decimation", "cloud_rgb"}:
-            vals = {prm.name: prm.value for prm in params}
-            self.builder = CloudBuilder(int(vals.get("cloud_decimation", self.p("cloud_decimation"))),
-                                        bool(vals.get("cloud_rgb", self.p("cloud_rgb"))))
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ callbacks
@@ -183,8 +200,11 @@ class DepthNode(Node):
                     self._lock.wait(timeout=0.1)
                 item, self._slot = self._slot, None
                 rebuild, self._rebuild = self._rebuild, None
+                reconfigure, self._reconfigure = self._reconfigure, None
             if rebuild is not None:
                 self._apply_rebuild(rebuild)
+            if reconfigure is not None:
+                self.pipeline.configure(self._pipeline_config(reconfigure))
             if item is not None:
                 try:
                     self.process_frame(item[0], received_at=item[1])
@@ -194,7 +214,7 @@ class DepthNode(Node):
 
     def _apply_rebuild(self, new: dict) -> None:
         try:
-            self.estimator = self._make_estimator(new)
+            self.pipeline.set_estimator(self._make_estimator(new))
             self.get_logger().info(f"switched to model {self.estimator.name}")
         except Exception as exc:  # noqa: BLE001 - keep the previous model running
             self.get_logger().error(f"cannot switch model: {exc}; keeping {self.estimator.name}")
@@ -210,38 +230,32 @@ class DepthNode(Node):
         self.stats.skip(reason)
         self._warn(reason, f"skipping frame ({reason}): {detail} [{self.stats.skipped[reason]} so far]")
 
-    def _wanted(self) -> Dict[str, bool]:
-        return {"depth": self.pub_depth.get_subscription_count() > 0,
-                "info": self.pub_info.get_subscription_count() > 0,
-                "colored": self.pub_colored.get_subscription_count() > 0,
-                "points": self.pub_points.get_subscription_count() > 0,
-                "labels": self.pub_labels.get_subscription_count() > 0,
-                "obstacles": self.pub_obstacles.get_subscription_count() > 0,
-                "seg_colored": self.pub_seg_colored.get_subscription_count() > 0}
+    def _wanted(self) -> List[str]:
+        """Outputs with subscribers (``depth/camera_info`` as ``info``)."""
+        names = [name for name, pub in self.pubs.items() if pub.get_subscription_count() > 0]
+        return names + (["info"] if self.pub_info.get_subscription_count() > 0 else [])
 
-    def process_frame(self, msg, wanted: Optional[Dict[str, bool]] = None,
+    def process_frame(self, msg, wanted: Optional[Iterable[str]] = None,
                       received_at: Optional[float] = None) -> bool:
         """Decode, infer and publish one image message.
 
         Args:
             msg: sensor_msgs/Image or CompressedImage.
-            wanted: outputs to compute (default: those with subscribers).
+            wanted: names of the outputs to compute (``core.pipeline.OUTPUTS`` and ``info``);
+                default: those with subscribers.
             received_at: ``time.perf_counter()`` at reception, to report the ``queue`` latency.
 
         Returns:
             True when the frame was processed, False when it was skipped (bad input or no
             subscriber).
         """
-        wanted = wanted or self._wanted()
-        if not any(wanted.values()):
+        wanted = set(self._wanted() if wanted is None else wanted)
+        if not wanted:
             self.stats.count("no_subscribers")
             return False
         t0 = time.perf_counter()
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = compressed_msg_to_rgb(msg)
-            else:
-                rgb = image_msg_to_rgb(msg)
+            rgb = compressed_msg_to_rgb(msg) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg)
         except InvalidImage as exc:
             self._warn_skip(exc.reason, str(exc))
             return False
@@ -258,52 +272,25 @@ class DepthNode(Node):
         if (info.width, info.height) != (w, h):
             K = scale_intrinsics(K, w / info.width, h / info.height)
         t1 = time.perf_counter()
-        pred = self.estimator.predict(rgb, K)
-        timings = {"decode": 1e3 * (t1 - t0), **pred.timings}
+        res = self.pipeline.process(rgb, K, wanted & set(OUTPUT_TOPICS))
+        for reason, text in res.warnings:
+            self._warn(reason, text)
+        t2 = time.perf_counter()
+        header = msg.header
+        for name, pub in self.pubs.items():
+            value = getattr(res, name)
+            if name in wanted and value is not None:
+                pub.publish(make_image(header, value, OUTPUT_ENCODINGS[name]) if name in OUTPUT_ENCODINGS
+                            else make_cloud(header, value))
+        if "info" in wanted:
+            self.pub_info.publish(depth_camera_info(info, header, w, h))
+        timings = {"decode": 1e3 * (t1 - t0), **res.timings, "publish": 1e3 * (time.perf_counter() - t2),
+                   "total": 1e3 * (time.perf_counter() - t0)}
         if received_at is not None:
             timings["queue"] = 1e3 * (t0 - received_at)
-        t2 = time.perf_counter()
-        cloud_ms = 0.0
-        header = msg.header
-        if wanted["depth"]:
-            self.pub_depth.publish(make_image(header, pred.depth, "32FC1"))
-        if wanted["info"]:
-            self.pub_info.publish(depth_camera_info(info, header, w, h))
-        if wanted["colored"]:
-            img = colorize_depth(pred.depth, self.p("colored_min"), self.p("colored_max"))
-            self.pub_colored.publish(make_image(header, img, "bgr8"))
-        if wanted["points"]:
-            tc = time.perf_counter()
-            cloud = self.builder.build(pred.depth, K, rgb if self.builder.with_rgb else None)
-            cloud_ms = 1e3 * (time.perf_counter() - tc)
-            self.pub_points.publish(make_cloud(header, cloud))
-        if pred.labels is not None:
-            if wanted.get("obstacles"):
-                tc = time.perf_counter()
-                depth = obstacle_depth(pred.depth, pred.labels, self._excluded_ids())
-                cloud = self.builder.build(depth, K, rgb if self.builder.with_rgb else None)
-                cloud_ms += 1e3 * (time.perf_counter() - tc)
-                self.pub_obstacles.publish(make_cloud(header, cloud))
-            if wanted["labels"]:
-                self.pub_labels.publish(make_image(header, pred.labels, "mono8"))
-            if wanted["seg_colored"]:
-                palette = self.estimator.palette
-                if palette is not None:
-                    self.pub_seg_colored.publish(
-                        make_image(header, colorize_labels(pred.labels, palette), "bgr8"))
-        timings["cloud"] = cloud_ms
-        timings["publish"] = 1e3 * (time.perf_counter() - t2) - cloud_ms
-        timings["total"] = 1e3 * (time.perf_counter() - t0)
         self.stats.add_timings(timings)
         self.stats.count("processed")
         return True
-
-    def _excluded_ids(self):
-        names = list(self.estimator.segmentation_info("classes") or [])
-        unknown = [c for c in self.p("obstacle_exclude_classes") if c not in names]
-        if unknown:
-            self._warn("unknown_class", f"obstacle_exclude_classes {unknown} not in {names}: ignored")
-        return [names.index(c) for c in self.p("obstacle_exclude_classes") if c in names]
 
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary_line())

@@ -18,10 +18,9 @@ from typing import Dict, List
 import rclpy
 from rclpy.node import Node
 
+from ..data.bag import McapWriter
 from .bag_args import recorder_parser as build_parser
-from .bag_player import message_class
-from .data.bag import McapWriter
-from .ros_conversions import qos_profile
+from .conversions import message_class, qos_profile
 
 
 class BagRecorder(Node):

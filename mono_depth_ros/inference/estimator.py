@@ -21,8 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models import create_model, get_spec
-from .models.spec import ModelSpec, output_to_metric_depth
+from ..core.paths import shipped_file
+from ..models import create_model, get_spec
+from ..models.spec import ModelSpec, output_to_metric_depth
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: The segmentation network that feeds models with ``needs_semantic_input``.
@@ -56,31 +57,9 @@ def normalize_images(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     return (x - mean) / std
 
 
-def package_share_dir() -> Path:
-    """Directory holding ``launch/``, ``config/`` and ``models/``.
-
-    In a colcon install this is ``share/mono_depth_ros`` (found with ament_index_python when
-    available); in a source checkout it is the repository root.
-    """
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        share = Path(get_package_share_directory("mono_depth_ros"))
-        if (share / "config").is_dir():
-            return share
-    except Exception:  # noqa: BLE001 - not in an ament environment
-        pass
-    return Path(__file__).resolve().parent.parent
-
-
-def _shipped(name: Optional[str]) -> Optional[Path]:
-    """``models/<name>`` of the installed package if that file exists."""
-    path = package_share_dir() / "models" / name if name else None
-    return path if path is not None and path.is_file() else None
-
-
 def default_checkpoint(model: str) -> Optional[Path]:
     """Shipped weights for ``model`` (``models/<spec.extras['default_checkpoint']>``) if present."""
-    return _shipped(get_spec(model).extras.get("default_checkpoint"))
+    return shipped_file(get_spec(model).extras.get("default_checkpoint"))
 
 
 def default_component_checkpoints(model: str) -> Dict[str, str]:
@@ -88,7 +67,7 @@ def default_component_checkpoints(model: str) -> Dict[str, str]:
     parts (``spec.extras['default_component_checkpoints']``, e.g. ``ssegdep_net`` = ``unet_seg``
     + ``cnn3d_up``); empty unless every file is present."""
     parts = get_spec(model).extras.get("default_component_checkpoints") or {}
-    paths = {arg: _shipped(name) for arg, name in parts.items()}
+    paths = {arg: shipped_file(name) for arg, name in parts.items()}
     return {arg: str(p) for arg, p in paths.items()} if paths and all(paths.values()) else {}
 
 

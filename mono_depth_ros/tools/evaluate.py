@@ -20,8 +20,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from .metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
-from .visualize import error_panel
+from ..core.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
+from ..core.visualize import error_panel
 
 
 class Evaluation:
@@ -123,8 +123,8 @@ def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir:
     Returns:
         the summary dict with ``matched`` / ``unmatched`` counts (also in ``metrics.json``).
     """
-    from .data.bag import read_topics_by_stamp
-    from .image_codec import depth_msg_to_metres, image_msg_to_rgb
+    from ..data.bag import read_topics_by_stamp
+    from ..core.image_codec import depth_msg_to_metres, image_msg_to_rgb
 
     preds = read_topics_by_stamp(pred_bag, [pred_topic])[pred_topic]
     gt_topics = [gt_topic] + ([image_topic] if image_topic else [])

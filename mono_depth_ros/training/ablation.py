@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 import torch
 
-from .metrics import APPENDIX_A
-from .models import create_model, save_checkpoint
-from .models.spec import output_to_metric_depth
-from .models.valdez import SYNTHIA_CLASSES, SYNTHIA_PALETTE
-from .train import Pack, TrainConfig, load_pack, model_input, train, validate
-from .visualize import colorize_depth, colorize_labels
+from ..core.metrics import APPENDIX_A
+from ..models import create_model, save_checkpoint
+from ..models.spec import output_to_metric_depth
+from ..models.valdez import SYNTHIA_CLASSES, SYNTHIA_PALETTE
+from .trainer import Pack, TrainConfig, load_pack, model_input, train, validate
+from ..core.visualize import colorize_depth, colorize_labels
 
 #: (table row, registered model) of the depth networks trained on ground-truth OHES or RGB.
 DEPTH_ROWS = (("SCRX (RGB)", "scrx_rgb"), ("SCRX (RGB + GT OHES)", "scrx_ohes"),
@@ -184,7 +184,7 @@ def run_ablation(train_spec: str, test_spec: str, out: str, report: Optional[str
     for name, loss in [("unet_seg", "bce")] + [(n, "l2") for _, n in DEPTH_ROWS]:
         ckpt[name] = _train(name, train_spec, val_spec, outp, base, kw.get(name, {}), loss,
                             budget_s * BUDGET_SHARE[name], seg_lr if name == "unet_seg" else None)
-    from .runtime import select_device
+    from ..inference.estimator import select_device
     device, _ = select_device(base.device)
     seg = create_model("unet_seg", checkpoint=ckpt["unet_seg"]).to(device)
     pack = load_pack(test_spec, tuple(seg.spec.input_size))

@@ -62,22 +62,6 @@ def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return M
 
 
-def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Back-project a depth image to 3-D points in the optical frame.
-
-    Args:
-        depth: ``H x W`` float depth in metres (NaN invalid).
-        K: ``3 x 3`` intrinsics for that resolution.
-
-    Returns:
-        ``H x W x 3`` float32 points (x right, y down, z forward); NaN where depth is NaN.
-    """
-    h, w = depth.shape
-    rx, ry = _ray_grid(K, h, w, 1)
-    z = depth.astype(np.float32, copy=False)
-    return np.stack([z * rx, z * ry, z], axis=-1)
-
-
 def _ray_grid(K: np.ndarray, h: int, w: int, step: int) -> Tuple[np.ndarray, np.ndarray]:
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     u = np.arange(0, w, step, dtype=np.float64)
@@ -85,12 +69,6 @@ def _ray_grid(K: np.ndarray, h: int, w: int, step: int) -> Tuple[np.ndarray, np.
     rx = ((u - cx) / fx).astype(np.float32)[None, :]
     ry = ((v - cy) / fy).astype(np.float32)[:, None]
     return np.broadcast_to(rx, (len(v), len(u))), np.broadcast_to(ry, (len(v), len(u)))
-
-
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """Pack ``... x 3`` uint8 RGB into ``...`` float32 whose bits are ``0x00RRGGBB`` (PCL)."""
-    c = rgb.astype(np.uint32)
-    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(np.float32)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,12 @@ buffer directly instead of validating every byte in Python (seconds for a VGA cl
 from __future__ import annotations
 
 import array
+import importlib
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from .geometry import OrganizedCloud, scale_intrinsics
-from .image_codec import array_to_image_fields
+from ..core.geometry import OrganizedCloud, scale_intrinsics
+from ..core.image_codec import array_to_image_fields
 
 
 def byte_array(buf) -> array.array:
@@ -90,3 +91,14 @@ def qos_profile(reliability: str, depth: int):
         raise ValueError(f"QoS depth must be >= 1, got {depth}")
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=int(depth), reliability=rel[reliability])
 
+
+def message_class(msgtype: str):
+    """rclpy message class for ``pkg/msg/Name``.
+
+    Raises:
+        ValueError: malformed type name; ImportError: package not installed.
+    """
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        raise ValueError(f"message type must look like pkg/msg/Name, got {msgtype!r}")
+    return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])

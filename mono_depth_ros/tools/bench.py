@@ -17,10 +17,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .geometry import CloudBuilder
-from .image_codec import array_to_image_fields, image_msg_to_rgb
-from .models import create_model, get_spec, list_models
-from .runtime import DepthEstimator
+from ..core.image_codec import array_to_image_fields, image_msg_to_rgb
+from ..core.pipeline import FramePipeline
+from ..models import create_model, get_spec, list_models
+from ..inference.estimator import DepthEstimator
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "serialize")
 
@@ -41,7 +41,7 @@ def _serializer():
         from rclpy.serialization import serialize_message
         from std_msgs.msg import Header
 
-        from .ros_conversions import make_cloud, make_image
+        from ..ros.conversions import make_cloud, make_image
     except ImportError:
         return None
 
@@ -72,26 +72,23 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
     est = DepthEstimator(model, checkpoint=checkpoint, device=device, precision=precision,
                          **estimator_kwargs)
     K = np.array([[585.0, 0, 320.0], [0, 585.0, 240.0], [0, 0, 1]])
-    builder = CloudBuilder(1, True)
+    pipeline = FramePipeline(est)  # the node's per-frame code: full-resolution XYZRGB cloud
     ser = _serializer()
     rows: Dict[str, List[float]] = {s: [] for s in STAGES + ("total",)}
     for i in range(warmup + iters):
         t0 = time.perf_counter()
         frame = image_msg_to_rgb(msg)
         t1 = time.perf_counter()
-        pred = est.predict(frame, K)
-        t2 = time.perf_counter()
-        cloud = builder.build(pred.depth, K, frame)
+        res = pipeline.process(frame, K, ("depth", "points"))
         t3 = time.perf_counter()
         if ser is not None:
-            ser(pred.depth, cloud)
+            ser(res.depth, res.points)
         t4 = time.perf_counter()
         if i < warmup:
             continue
         rows["decode"].append(1e3 * (t1 - t0))
-        for k in ("preprocess", "inference", "postprocess"):
-            rows[k].append(pred.timings[k])
-        rows["cloud"].append(1e3 * (t3 - t2))
+        for k in ("preprocess", "inference", "postprocess", "cloud"):
+            rows[k].append(res.timings[k])
         rows["serialize"].append(1e3 * (t4 - t3) if ser is not None else float("nan"))
         rows["total"].append(1e3 * (t4 - t0))
     stats = {k: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}

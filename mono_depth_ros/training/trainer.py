@@ -24,7 +24,7 @@ metrics (AbsRel, RMSE, δ1 in metres, or mIoU) drive checkpoint selection and ea
 Checkpoints carry the model name, its spec (with the training camera's ``train_focal``), the
 full config, metrics and the git revision.
 
-Multi-GPU: launch under ``torchrun --nproc_per_node=N -m mono_depth_ros.cli train ...``; each
+Multi-GPU: launch under ``torchrun --nproc_per_node=N -m mono_depth_ros.tools.cli train ...``; each
 process takes every N-th batch, gradients are averaged by DistributedDataParallel (NCCL on
 GPUs, gloo on CPU) and rank 0 validates, logs and saves.
 """
@@ -48,13 +48,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import open_dataset, parse_frames
-from .geometry import scale_intrinsics
+from ..data import open_dataset, parse_frames
+from ..core.geometry import scale_intrinsics
 from .losses import BCELoss, create_loss
-from .metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
-from .models import create_model, save_checkpoint
-from .models.spec import ModelSpec, output_to_metric_depth
-from .runtime import normalize_images, select_device
+from ..core.metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
+from ..models import create_model, save_checkpoint
+from ..models.spec import ModelSpec, output_to_metric_depth
+from ..inference.estimator import normalize_images, select_device
 
 
 @dataclass
@@ -169,8 +169,8 @@ class Pack:
         return len(self.rgb)
 
     def _rotated(self, idx: np.ndarray, rng: np.random.Generator, max_deg: float):
-        from .data.augment import rotate
-        from .data.datasets import Sample
+        from ..data.augment import rotate
+        from ..data.datasets import Sample
         rgbs, depths, labels = [], [], []
         for i in idx:
             s = Sample(rgb=self.rgb[i], K=self.K, stamp_ns=0, name="",

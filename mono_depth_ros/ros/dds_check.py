@@ -84,12 +84,12 @@ def measure(profile: Optional[str], count: int = 20, rate: float = 5.0, kind: st
     if profile:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = profile
     listen = count / rate + 12.0
-    sub = subprocess.Popen([sys.executable, "-m", "mono_depth_ros.dds_check", "--subscriber",
+    sub = subprocess.Popen([sys.executable, "-m", "mono_depth_ros.ros.dds_check", "--subscriber",
                             str(listen), kind], env=env, stdout=subprocess.PIPE, text=True)
     try:
         sub.stdout.readline()  # "ready"
         # rclpy reads the environment at init: the publisher runs in a child process too
-        pub = subprocess.run([sys.executable, "-c", "from mono_depth_ros.dds_check import _publish; "
+        pub = subprocess.run([sys.executable, "-c", "from mono_depth_ros.ros.dds_check import _publish; "
                               f"_publish({count}, {rate}, 15.0, {kind!r})"], env=env, timeout=count / rate + 30)
         out, _ = sub.communicate(timeout=listen + 15)
         received = json.loads(out.strip().splitlines()[-1])["received"]
@@ -101,12 +101,12 @@ def measure(profile: Optional[str], count: int = 20, rate: float = 5.0, kind: st
 
 
 def main(argv=None) -> None:
-    """``python -m mono_depth_ros.dds_check``: both measurements as JSON lines."""
+    """``python -m mono_depth_ros.ros.dds_check``: both measurements as JSON lines."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--subscriber"]:
         _subscriber(float(argv[1]), argv[2])
         return
-    from .cli import fastdds_profile
+    from ..tools.cli import fastdds_profile
     for kind in KINDS:
         for prof in (None, str(fastdds_profile())):
             print(json.dumps(measure(prof, kind=kind)), flush=True)

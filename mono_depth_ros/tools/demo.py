@@ -62,8 +62,8 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15.0) -> int:
 
 
 def _prepare_input(args, out: Path) -> tuple:
-    from .data import open_dataset, parse_frames
-    from .data.bag import write_dataset_bag
+    from ..data import open_dataset, parse_frames
+    from ..data.bag import write_dataset_bag
     if args.model is None:  # a street model for street frames, the indoor one otherwise
         args.model = "ssegdep_net" if args.input == "synthetic" else "fastdepth"
     if args.input == "synthetic":
@@ -94,7 +94,7 @@ def _prepare_input(args, out: Path) -> tuple:
 
 def run_demo(args) -> int:
     """Run the demo as described in the module docstring; prints counts, metrics and paths."""
-    from .data.bag import bag_topics
+    from ..data.bag import bag_topics
     from .evaluate import evaluate_bags, format_table
 
     out = Path(args.out).resolve()
@@ -107,7 +107,7 @@ def run_demo(args) -> int:
     py = sys.executable
     rec_bag, node_stats = out / "output_bag", out / "node_stats.json"
     node_log, rec_log = open(out / "depth_node.log", "w"), open(out / "recorder.log", "w")
-    node_cmd = [py, "-m", "mono_depth_ros.depth_node", "--ros-args", "-r", "__ns:=/camera",
+    node_cmd = [py, "-m", "mono_depth_ros.ros.depth_node", "--ros-args", "-r", "__ns:=/camera",
                 "-r", "image:=image_raw", "-p", f"model:={args.model}",
                 "-p", f"device:={args.device}", "-p", f"cloud_decimation:={args.cloud_decimation}",
                 "-p", f"stats_file:={node_stats}", "-p", "stats_period:=5.0",
@@ -119,7 +119,7 @@ def run_demo(args) -> int:
     print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} FASTDDS_DEFAULT_PROFILES_FILE="
           f"{env['FASTDDS_DEFAULT_PROFILES_FILE']}", flush=True)
     node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
-    rec = subprocess.Popen([py, "-m", "mono_depth_ros.bag_recorder", str(rec_bag),
+    rec = subprocess.Popen([py, "-m", "mono_depth_ros.ros.bag_recorder", str(rec_bag),
                             *[f"{t}:{m}" for t, m in RECORDED.items()],
                             "--qos-reliability", "reliable",
                             "--summary", str(out / "record_counts.json")],
@@ -129,7 +129,7 @@ def run_demo(args) -> int:
         print(f"[demo] depth_node pid {node.pid}, recorder pid {rec.pid}; replaying {frames_in} "
               f"frames at x{args.rate}", flush=True)
         play = subprocess.run(
-            [py, "-m", "mono_depth_ros.bag_player", str(in_bag), "--topics", IMAGE, INFO,
+            [py, "-m", "mono_depth_ros.ros.bag_player", str(in_bag), "--topics", IMAGE, INFO,
              "--wait-for", IMAGE, INFO, "--wait-timeout", "120", "--start-delay", "3",
              "--rate", str(args.rate)],
             env=env, capture_output=True, text=True,

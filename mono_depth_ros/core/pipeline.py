@@ -1,0 +1,151 @@
+"""The per-frame pipeline of the depth node, without ROS: image array + K -> every output.
+
+``depth_node`` converts messages to arrays, calls :meth:`FramePipeline.process` and turns the
+:class:`FrameResult` into messages; ``bench`` times the same code. Outputs follow
+image_pipeline's depth_image_proc conventions: depth in metres with NaN for invalid pixels
+(REP 118), organized clouds in the camera optical frame (REP 103).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .geometry import CloudBuilder, OrganizedCloud, obstacle_depth
+from .visualize import colorize_depth, colorize_labels
+
+#: Outputs :meth:`FramePipeline.process` can compute (the node's topic for each in brackets):
+#: ``depth`` (depth/image), ``colored`` (depth/colored), ``points`` (points), ``labels``
+#: (segmentation/labels), ``seg_colored`` (segmentation/colored), ``obstacles``
+#: (points/obstacles). The last three exist only for segmentation models.
+OUTPUTS = ("depth", "colored", "points", "labels", "seg_colored", "obstacles")
+
+
+@dataclass
+class PipelineConfig:
+    """Settings of the stages after inference.
+
+    Attributes:
+        cloud_decimation: keep every N-th pixel of the clouds in both directions (>= 1).
+        cloud_rgb: add the packed ``rgb`` field to the clouds.
+        colored_range: ``(min, max)`` metres of the depth colour map; ``(0, 0)`` = automatic.
+        obstacle_exclude_classes: class names set to NaN in the obstacle cloud.
+    """
+
+    cloud_decimation: int = 1
+    cloud_rgb: bool = True
+    colored_range: Tuple[float, float] = (0.0, 0.0)
+    obstacle_exclude_classes: Sequence[str] = ("Sky", "Road", "Sidewalk", "Lanemark")
+
+    def __post_init__(self):
+        if int(self.cloud_decimation) < 1:
+            raise ValueError(f"cloud_decimation must be >= 1, got {self.cloud_decimation}")
+
+
+@dataclass
+class FrameResult:
+    """Everything one frame produced; an output not asked for is ``None``.
+
+    Attributes:
+        depth: ``H x W`` float32 metres, NaN invalid (always computed).
+        colored: ``H x W x 3`` uint8 BGR colour-mapped depth.
+        points: organized cloud of ``depth`` (x, y, z[, rgb] float32, optical frame).
+        labels: ``H x W`` uint8 class ids (segmentation models).
+        seg_colored: ``H x W x 3`` uint8 BGR palette image of ``labels``.
+        obstacles: organized cloud with the excluded classes set to NaN.
+        timings: milliseconds per stage: ``preprocess``, ``inference``, ``postprocess`` (from the
+            estimator), ``colorize`` and ``cloud``.
+        warnings: problems worth a (throttled) warning, as ``(reason, text)`` pairs.
+
+    The two clouds use buffers owned by the pipeline: serialise them before the next frame.
+    """
+
+    depth: np.ndarray
+    colored: Optional[np.ndarray] = None
+    points: Optional[OrganizedCloud] = None
+    labels: Optional[np.ndarray] = None
+    seg_colored: Optional[np.ndarray] = None
+    obstacles: Optional[OrganizedCloud] = None
+    timings: Dict[str, float] = field(default_factory=dict)
+    warnings: List[Tuple[str, str]] = field(default_factory=list)
+
+
+class FramePipeline:
+    """Depth network + colour map + clouds + segmentation outputs for one frame at a time.
+
+    Args:
+        estimator: object with ``predict(rgb, K) -> Prediction`` (``depth``, ``labels``,
+            ``timings``), ``palette`` and ``segmentation_info(key)``, e.g.
+            :class:`mono_depth_ros.inference.estimator.DepthEstimator`.
+        config: :class:`PipelineConfig` (defaults if omitted).
+
+    Not thread-safe: one thread calls :meth:`process`, :meth:`configure` and
+    :meth:`set_estimator` (the node's worker thread).
+    """
+
+    def __init__(self, estimator, config: Optional[PipelineConfig] = None):
+        self.estimator = estimator
+        self.configure(config or PipelineConfig())
+
+    def configure(self, config: PipelineConfig) -> None:
+        """Apply new settings from the next frame on (rebuilds the cloud buffers)."""
+        self.config = config
+        # One builder per cloud: each reuses its buffer, so points and obstacles never alias.
+        self._points = CloudBuilder(config.cloud_decimation, config.cloud_rgb)
+        self._obstacles = CloudBuilder(config.cloud_decimation, config.cloud_rgb)
+
+    def set_estimator(self, estimator) -> None:
+        """Use another network from the next frame on."""
+        self.estimator = estimator
+
+    def excluded_class_ids(self) -> Tuple[List[int], List[str]]:
+        """Ids of ``obstacle_exclude_classes`` in the model's classes, and the unknown names."""
+        names = list(self.estimator.segmentation_info("classes") or [])
+        wanted = list(self.config.obstacle_exclude_classes)
+        return [names.index(c) for c in wanted if c in names], [c for c in wanted if c not in names]
+
+    def process(self, rgb: np.ndarray, K: np.ndarray, wanted: Collection[str] = OUTPUTS
+                ) -> FrameResult:
+        """Run one frame.
+
+        Args:
+            rgb: ``H x W x 3`` uint8 RGB image.
+            K: ``3 x 3`` float intrinsics of ``rgb`` (pixels).
+            wanted: names from :data:`OUTPUTS` to compute; depth is always computed.
+
+        Returns:
+            :class:`FrameResult`.
+
+        Raises:
+            ValueError: ``wanted`` names an unknown output.
+        """
+        unknown = set(wanted) - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown outputs {sorted(unknown)}; valid: {', '.join(OUTPUTS)}")
+        pred = self.estimator.predict(rgb, K)
+        res = FrameResult(depth=pred.depth, labels=pred.labels, timings=dict(pred.timings))
+        cfg = self.config
+        t0 = time.perf_counter()
+        if "colored" in wanted:
+            res.colored = colorize_depth(pred.depth, *cfg.colored_range)
+        if pred.labels is not None and "seg_colored" in wanted and self.estimator.palette is not None:
+            res.seg_colored = colorize_labels(pred.labels, self.estimator.palette)
+        t1 = time.perf_counter()
+        colour = rgb if cfg.cloud_rgb else None
+        if "points" in wanted:
+            res.points = self._points.build(pred.depth, K, colour)
+        if pred.labels is not None and "obstacles" in wanted:
+            ids, unknown_names = self.excluded_class_ids()
+            if unknown_names:
+                res.warnings.append(("unknown_class", f"obstacle_exclude_classes {unknown_names} not "
+                                     f"in the model's classes: ignored"))
+            res.obstacles = self._obstacles.build(obstacle_depth(pred.depth, pred.labels, ids), K, colour)
+        if "labels" not in wanted:
+            res.labels = None
+        res.timings["colorize"] = 1e3 * (t1 - t0)
+        res.timings["cloud"] = 1e3 * (time.perf_counter() - t1)
+        return res
+
