@@ -9,7 +9,7 @@ from mono_depth_ros.core.pipeline import OUTPUTS, FramePipeline, PipelineConfig
 
 H, W = 12, 16
 K = np.array([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]])
-CLASSES = ["Miscellaneous", "Sky", "Road"]
+CLASSES = ["Miscellaneous", "Sky", "Road", "Sidewalk", "Lanemark"]
 
 
 class FakeEstimator:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..core.paths import package_share_dir
+from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
 
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
@@ -222,30 +223,26 @@ def cmd_test(pytest_args: List[str]) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    from ..ros.bag_args import player_parser, recorder_parser
-    p = argparse.ArgumentParser(prog="mono-depth-ros", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("models", help="list registered models")
+# ------------------------------------------------------------------------- arguments
+def _args_models(s: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_models)
 
-    s = sub.add_parser("make-bag", help="dataset folder -> MCAP bag")
+
+def _args_make_bag(s: argparse.ArgumentParser) -> None:
     s.add_argument("src", help="7-Scenes, NYU nyu2_test or KITTI raw-frame folder")
     s.add_argument("out", help="bag folder to write")
     s.add_argument("--frames", help="START:STOP subset, e.g. 800:1000")
     s.add_argument("--frame-id", help="header frame_id (default: the dataset's optical frame)")
-    s.set_defaults(func=cmd_make_bag)
 
-    s = sub.add_parser("pack", help="dataset -> compact training pack at the training size")
+
+def _args_pack(s: argparse.ArgumentParser) -> None:
     s.add_argument("src")
     s.add_argument("out")
     s.add_argument("--size", default="192x256", help="HxW, e.g. 192x256 (fastdepth's input)")
     s.add_argument("--frames", help="START:STOP subset")
-    s.set_defaults(func=cmd_pack)
 
-    s = sub.add_parser("synth", help="render synthetic SYNTHIA-style street sequences")
+
+def _args_synth(s: argparse.ArgumentParser) -> None:
     s.add_argument("out", help="output folder (seq_NNNN/RGB, Depth, Labels, ...)")
     s.add_argument("--frames", type=int, required=True, help="total number of frames")
     s.add_argument("--seed", type=int, default=0)
@@ -254,17 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m)")
     s.add_argument("--sequence-length", type=int, default=100, help="frames per street (30 Hz)")
     s.add_argument("--workers", type=int, default=1, help="rendering processes")
-    s.set_defaults(func=cmd_synth)
 
-    s = sub.add_parser("play", help="publish a bag on DDS")
-    player_parser(s)
-    s.set_defaults(func=cmd_play)
 
-    s = sub.add_parser("record", help="record DDS topics to MCAP")
-    recorder_parser(s)
-    s.set_defaults(func=cmd_record)
-
-    s = sub.add_parser("evaluate", help="depth metrics + PNG panels")
+def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--bag", help="bag with recorded predictions")
     s.add_argument("--gt-bag", help="bag with ground truth (default: --bag)")
     s.add_argument("--pred-topic", default="/camera/depth/image")
@@ -282,9 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", choices=["table", "appendix-a"], default="table",
                    help="appendix-a: RMS, MQE, RMSL, RMSLSI, ABSR, ABSQ, σ1-3 (Valdez-Rodríguez)")
     s.add_argument("--out", default="eval_out")
-    s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("bench", help="latency benchmark")
+
+def _args_bench(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default="fastdepth", help="a model name, or 'all' for the table")
     s.add_argument("--models", nargs="*", help="with --model all: only these")
     s.add_argument("--device", default="cpu")
@@ -293,15 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image", help="an image file to use instead of noise")
     s.add_argument("--checkpoint")
     s.add_argument("--json-out")
-    s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("dds-check", help="best-effort VGA clouds and images over Fast DDS, "
-                                         "without / with the profile")
+
+def _args_dds_check(s: argparse.ArgumentParser) -> None:
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--rate", type=float, default=5.0)
-    s.set_defaults(func=cmd_dds_check)
 
-    s = sub.add_parser("demo", help="real 7-Scenes frames through depth_node over DDS")
+
+def _args_demo(s: argparse.ArgumentParser) -> None:
     s.add_argument("--input", default=str(DEFAULT_DATA),
                    help="dataset folder, bag, or 'synthetic' (a generated street sequence)")
     s.add_argument("--frames", help="START:STOP subset of a dataset folder")
@@ -313,9 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     s.add_argument("--cloud-decimation", type=int, default=1)
     s.add_argument("--timeout", type=float, default=600.0, help="overall bound in seconds")
-    s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("train", help="train a model on dataset folders")
+
+def _args_train(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model")
     s.add_argument("--data", help="training set DIR[@START:STOP]")
     s.add_argument("--val", help="validation set DIR[@START:STOP]")
@@ -330,9 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-steps", type=int)
     s.add_argument("--device")
     s.add_argument("--resume", help="last.pt of an interrupted run")
-    s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("ablation", help="SSegDep-Net ablation on synthetic streets (Tables 1-4)")
+
+def _args_ablation(s: argparse.ArgumentParser) -> None:
     s.add_argument("--train", required=True, help="training set DIR[@START:STOP] (synth output)")
     s.add_argument("--test", required=True, help="test set DIR[@START:STOP] (another seed)")
     s.add_argument("--val", help="checkpoint-selection set DIR[@START:STOP] (default: --test)")
@@ -349,8 +337,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--max-steps", type=int, default=0)
     s.add_argument("--device", default="auto")
-    s.set_defaults(func=cmd_ablation)
 
+
+#: Subcommands: name, help, argument builder, handler (``test`` is handled by :func:`main`).
+COMMANDS = [
+    ("models", "list registered models", _args_models, cmd_models),
+    ("make-bag", "dataset folder -> MCAP bag", _args_make_bag, cmd_make_bag),
+    ("pack", "dataset -> compact training pack at the training size", _args_pack, cmd_pack),
+    ("synth", "render synthetic SYNTHIA-style street sequences", _args_synth, cmd_synth),
+    ("play", "publish a bag on DDS", player_parser, cmd_play),
+    ("record", "record DDS topics to MCAP", recorder_parser, cmd_record),
+    ("evaluate", "depth metrics + PNG panels", _args_evaluate, cmd_evaluate),
+    ("bench", "latency benchmark", _args_bench, cmd_bench),
+    ("dds-check", "best-effort VGA clouds and images over Fast DDS, without / with the profile",
+     _args_dds_check, cmd_dds_check),
+    ("demo", "real 7-Scenes frames through depth_node over DDS", _args_demo, cmd_demo),
+    ("train", "train a model on dataset folders", _args_train, cmd_train),
+    ("ablation", "SSegDep-Net ablation on synthetic streets (Tables 1-4)", _args_ablation,
+     cmd_ablation),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mono-depth-ros`` argument parser (one subparser per entry of :data:`COMMANDS`)."""
+    p = argparse.ArgumentParser(prog="mono-depth-ros", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, help_text, add_arguments, handler in COMMANDS:
+        s = sub.add_parser(name, help=help_text)
+        add_arguments(s)
+        s.set_defaults(func=handler)
     sub.add_parser("test", help="run the test suite (further arguments go to pytest)")
     return p
 

@@ -351,6 +351,71 @@ def _distributed() -> Tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _load_data(cfg: TrainConfig, model, objective, rank: int, world: int, loss_fn) -> Tuple["Pack", "Pack"]:
+    """Training and validation packs at the model's input size; records the training camera's
+    focal (fx / width, so the runtime can rescale depth for other lenses) and stereo baseline in
+    ``model.spec``."""
+    size = tuple(model.spec.input_size)
+    t_load = time.time()
+    # stereo objectives need the right image of each pair from the reader
+    opts = {"stereo": True} if objective is stereo_objective else {}
+    train_pack, val_pack = load_pack(cfg.train, size, **opts), load_pack(cfg.val, size, **opts)
+    if rank == 0:
+        print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
+              f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "
+              f"{type(loss_fn).__name__}, world size {world}", flush=True)
+    spec_changes = {"train_focal": train_pack.fx_norm, "rescale_by_focal": True}
+    if train_pack.baseline:
+        spec_changes["stereo_baseline"] = train_pack.baseline
+    model.spec = model.spec.replace(**spec_changes)
+    return train_pack, val_pack
+
+
+def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with the encoder at ``lr * encoder_lr_factor`` (pretrained features move slower)."""
+    enc = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    groups = [{"params": rest, "lr": cfg.lr}]
+    if enc:
+        groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_factor})
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def _total_steps(cfg: TrainConfig, steps_per_epoch: int, measure_s_per_step: Callable[[], float],
+                 world: int, rank: int, resumed: bool) -> int:
+    """Optimiser steps of the run: ``max_steps`` or ``epochs``, capped by the time budget (measured
+    once at the start; every rank must run the same number of steps)."""
+    total = cfg.max_steps or cfg.epochs * steps_per_epoch
+    if cfg.time_budget_s > 0 and not resumed:
+        sec = torch.tensor([measure_s_per_step()])
+        if world > 1:
+            import torch.distributed as dist
+            dist.all_reduce(sec, op=dist.ReduceOp.MAX)
+        total = max(1, min(total, int(cfg.time_budget_s / float(sec))))
+        if rank == 0:
+            print(f"time budget {cfg.time_budget_s:.0f}s at {1e3 * float(sec):.1f} ms/step: "
+                  f"{total} steps ({total / steps_per_epoch:.2f} epochs)", flush=True)
+    return total
+
+
+def _restore(resume: str, model, opt, sched, total: int) -> tuple:
+    """Load ``last.pt`` of an interrupted run; returns ``(start_epoch, best, step, history)``."""
+    ck = torch.load(resume, map_location="cpu", weights_only=False)
+    model.load_state_dict(ck["state_dict"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    sched.total_steps = total  # the resumed run may be longer (more epochs) than the first
+    return ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
+
+
+def _broadcast_stop(stop: bool, world: int) -> bool:
+    flag = torch.tensor([float(stop)])
+    if world > 1:
+        import torch.distributed as dist
+        dist.broadcast(flag, 0)
+    return bool(flag.item())
+
+
 def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True) -> Path:
     """Train ``cfg.model`` and write ``best.pt``, ``last.pt``, ``log.csv`` and ``curves.png``.
 
@@ -373,55 +438,23 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     model = create_model(cfg.model, pretrained=cfg.pretrained, **cfg.model_kwargs)
     objective, default_loss = OBJECTIVES[objective_for(model.spec)]
     loss_fn = create_loss(cfg.loss or default_loss or model.spec.recommended_loss)
-    size = tuple(model.spec.input_size)
-    t_load = time.time()
-    # stereo objectives need the right image of each pair from the reader
-    opts = {"stereo": True} if objective is stereo_objective else {}
-    train_pack, val_pack = load_pack(cfg.train, size, **opts), load_pack(cfg.val, size, **opts)
-    if rank == 0:
-        print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
-              f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "
-              f"{type(loss_fn).__name__}, world size {world}", flush=True)
-    # The training camera's focal (fx / width) lets the runtime rescale depth for other lenses.
-    spec_changes = {"train_focal": train_pack.fx_norm, "rescale_by_focal": True}
-    if train_pack.baseline:
-        spec_changes["stereo_baseline"] = train_pack.baseline
-    model.spec = model.spec.replace(**spec_changes)
+    train_pack, val_pack = _load_data(cfg, model, objective, rank, world, loss_fn)
     model.to(device)
     net = model
     if world > 1 or "RANK" in os.environ:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    enc = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
-    groups = [{"params": rest, "lr": cfg.lr}]
-    if enc:
-        groups.append({"params": enc, "lr": cfg.lr * cfg.encoder_lr_factor})
-    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    opt = _optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(train_pack) / (cfg.batch_size * world))
-    total = cfg.max_steps or cfg.epochs * steps_per_epoch
     use_amp = cfg.amp and device.type == "cuda"
-    if cfg.time_budget_s > 0 and not resume:
-        sec = torch.tensor([_seconds_per_step(model, net, objective, loss_fn, train_pack, cfg,
-                                              device, use_amp)])
-        if world > 1:  # every rank must run the same number of steps
-            import torch.distributed as dist
-            dist.all_reduce(sec, op=dist.ReduceOp.MAX)
-        total = max(1, min(total, int(cfg.time_budget_s / float(sec))))
-        if rank == 0:
-            print(f"time budget {cfg.time_budget_s:.0f}s at {1e3 * float(sec):.1f} ms/step: "
-                  f"{total} steps ({total / steps_per_epoch:.2f} epochs)", flush=True)
+    total = _total_steps(cfg, steps_per_epoch, lambda: _seconds_per_step(
+        model, net, objective, loss_fn, train_pack, cfg, device, use_amp), world, rank, bool(resume))
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=[g["lr"] for g in groups], total_steps=total, pct_start=0.1)
+        opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, best, bad_epochs, step, history = 0, float("inf"), 0, 0, []
     if resume:
-        ck = torch.load(resume, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        sched.total_steps = total  # the resumed run may be longer (more epochs) than the first
-        start_epoch, best, step, history = ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
+        start_epoch, best, step, history = _restore(resume, model, opt, sched, total)
     revision = git_revision()  # the code this run started with, not the tree at save time
     extra = lambda epoch, metrics: dict(  # noqa: E731 - one place that builds checkpoint metadata
         config=asdict(cfg), metrics=metrics, git_revision=revision, epoch=epoch,
@@ -464,11 +497,7 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
             save_checkpoint(model, out / "last.pt", **extra(epoch, val), optimizer=opt.state_dict(),
                             scheduler=sched.state_dict(), best=best, step=step, history=history)
             _write_log(out, history)
-        stop = torch.tensor([float(bad_epochs >= cfg.patience or step >= total)])
-        if world > 1:
-            import torch.distributed as dist
-            dist.broadcast(stop, 0)
-        if stop.item():
+        if _broadcast_stop(bad_epochs >= cfg.patience or step >= total, world):
             break
     if "RANK" in os.environ:
         import torch.distributed as dist

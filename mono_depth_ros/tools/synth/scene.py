@@ -439,6 +439,8 @@ class StreetScene:
 
     # -- the street
     def _build(self, rng: np.random.Generator) -> None:
+        """Build the street; the parts draw from ``rng`` in a fixed order (same seed -> same
+        street, :data:`GENERATOR_VERSION`)."""
         lane = rng.uniform(3.0, 3.75)
         road = lane + rng.uniform(0.6, 2.6)        # half width: a lane + a parking strip
         walk = rng.uniform(2.0, 4.5)
@@ -448,10 +450,23 @@ class StreetScene:
         self.street = dict(lane_m=lane, road_half_m=road, sidewalk_m=walk, curb_m=curb,
                            x_range=[x_lo, x_hi])
         self.camera["lane_y"] = -lane / 2
+        # street dimensions (m) shared by the build steps
+        self._dims = dict(lane=lane, road=road, walk=walk, curb=curb, front=front, x_lo=x_lo,
+                          x_hi=x_hi)
+        xs = _far_edges(x_lo, x_hi, 2.5)    # 2.5 m tiles: the best scan / vertex trade-off
+        self._build_surfaces(rng, xs)
+        self._build_lane_marks(rng, xs)
+        clear = self._build_cluster(rng)
+        self._build_buildings(rng)
+        self._build_furniture(rng, clear)
+        self._build_traffic(rng, clear)
+
+    def _build_surfaces(self, rng: np.random.Generator, xs: np.ndarray) -> None:
+        """Ground, road and sidewalks as tiled meshes along ``xs``."""
+        lane, road, curb, front, x_lo, x_hi = (
+            self._dims[k] for k in ("lane", "road", "curb", "front", "x_lo", "x_hi"))
         # Large surfaces are tiled meshes: TinyRenderer scans the screen bounding box of every
         # front-facing triangle, so long thin triangles (a road to the horizon) cost a lot.
-        xs = _far_edges(x_lo, x_hi, 2.5)    # 2.5 m tiles: the best scan / vertex trade-off
-        xs1 = _far_edges(x_lo, x_hi, 1.0)   # thin lines: short pieces
         # ground (grass / terrain beside and beyond the street, Vegetation) out to the horizon
         g = _Mesh(tex_scale=6.0)
         y_out = _geometric(front, 5.0)                      # front .. _GROUND
@@ -470,6 +485,12 @@ class StreetScene:
             w.wall_x(xs, s * road, np.array([0.0, curb]), facing=-s)
         self.mesh(SIDEWALK, w, _rgb(rng.uniform(0.05, 0.12), rng.uniform(0, 0.15), rng.uniform(0.55, 0.8)),
                   "paving")
+
+    def _build_lane_marks(self, rng: np.random.Generator, xs: np.ndarray) -> None:
+        """Centre line, optional edge lines and a pedestrian crossing."""
+        lane, road, x_lo, x_hi = (
+            self._dims[k] for k in ("lane", "road", "x_lo", "x_hi"))
+        xs1 = _far_edges(x_lo, x_hi, 1.0)   # thin lines: short pieces
         # lane marks (flat quads 1 cm above the road): dashed centre line, optional edge lines,
         # a pedestrian crossing
         centre = _Mesh()
@@ -492,6 +513,11 @@ class StreetScene:
             marks.ground(np.array([xc - 1.5, xc + 1.5]), np.array([y0, y0 + 0.5]), 0.01)
         self.mesh(LANEMARK, marks, _rgb(0, 0, 0.92))
 
+    def _build_cluster(self, rng: np.random.Generator) -> Tuple[float, float]:
+        """Every small class ahead of the start on the camera's side; returns the
+        x range that random furniture keeps clear."""
+        lane, road, walk, curb, front = (
+            self._dims[k] for k in ("lane", "road", "walk", "curb", "front"))
         # guaranteed cluster of every small class ahead of the start, on the camera's side
         s, h_g = -1, curb
         y_curb = s * (road + 0.5)
@@ -509,7 +535,12 @@ class StreetScene:
         self._fence(rng, 12.0, 12.0 + rng.uniform(8, 14), s * (front - 0.08), h_g)
         self._vehicle(rng, 24 + 4 * j(), lane / 2 + rng.uniform(-0.2, 0.2), yaw=math.pi)
         clear = (8.0, 38.0)  # random furniture stays off the cluster on the camera's side
+        return clear
 
+    def _build_buildings(self, rng: np.random.Generator) -> None:
+        """Facades with gaps (hedges, fences, trees behind the sidewalk)."""
+        curb, front, x_lo, x_hi = (
+            self._dims[k] for k in ("curb", "front", "x_lo", "x_hi"))
         # buildings with gaps (hedges / fences / trees behind the sidewalk)
         for s in (-1, 1):
             x, prev = x_lo, None
@@ -530,6 +561,10 @@ class StreetScene:
                     x += rng.uniform(0.2, 3.0)
                     prev = None
 
+    def _build_furniture(self, rng: np.random.Generator, clear: Tuple[float, float]) -> None:
+        """Kerbside furniture and sidewalk life."""
+        road, walk, curb, front, x_lo, x_hi = (
+            self._dims[k] for k in ("road", "walk", "curb", "front", "x_lo", "x_hi"))
         # kerbside furniture, sidewalk life, road users
         p_tree = rng.uniform(0.1, 0.6)
         for s in (-1, 1):
@@ -552,6 +587,11 @@ class StreetScene:
                     if rng.random() < 0.2:
                         self._misc(rng, x + rng.uniform(-2, 2), s * (front - 0.4), curb)
                 x += rng.uniform(6, 14)
+
+    def _build_traffic(self, rng: np.random.Generator, clear: Tuple[float, float]) -> None:
+        """Parked and oncoming vehicles, cyclists."""
+        lane, road, x_lo, x_hi = (
+            self._dims[k] for k in ("lane", "road", "x_lo", "x_hi"))
         park = road - lane >= 1.8
         for s in (-1, 1):
             x = x_lo + rng.uniform(0, 8)

@@ -12,8 +12,8 @@ from typing import Union
 import cv2
 import numpy as np
 
-from .render import (CLASS_NAMES, DEPTH_SCALE, GENERATOR_VERSION, RATE_HZ, SKY_DEPTH, STEREO_BASELINE, stereo_pose,
-                     street_length)
+from .render import (CLASS_NAMES, DEPTH_SCALE, GENERATOR_VERSION, RATE_HZ, SKY_DEPTH,
+                     STEREO_BASELINE, stereo_pose, street_length)
 from .scene import StreetScene
 
 
