@@ -183,3 +183,13 @@ def test_setup_code_is_not_in_the_installed_package(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "fastdepth" in res.stdout and "creating virtual environment" not in res.stdout + res.stderr
+
+
+def test_readme_code_layout_matches_the_tree():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Code layout", 1)[1].split("```", 2)[1]
+    listed = {line.split()[0].rstrip("/") for line in section.strip().splitlines()
+              if line.startswith("mono_depth_ros/")}
+    actual = {f"mono_depth_ros/{d.name}" for d in PKG.iterdir()
+              if d.is_dir() and (d / "__init__.py").is_file()}
+    assert listed == actual

@@ -14,11 +14,19 @@ import pytest
 p = pytest.importorskip("pybullet")
 
 from mono_depth_ros.tools import synth  # noqa: E402
+from mono_depth_ros.tools.synth.render import _view_matrix as view_matrix  # noqa: E402
 from synth_helpers import render_frame  # noqa: E402
 
 W, H = 320, 192
 
 
+def _quat(R: np.ndarray):
+    """(x, y, z, w) quaternion of a rotation matrix."""
+    w = math.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2.0
+    x = math.copysign(math.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2.0, R[2, 1] - R[1, 2])
+    y = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2.0, R[0, 2] - R[2, 0])
+    z = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
+    return [x, y, z, w]
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ def _plate(cid, pose, center_cam, half_xy, rgba=(0, 1, 0, 1)):
 
 def _render(cid, pose, fov_y, w=W, h=H, flags=0):
     proj = p.computeProjectionMatrixFOV(fov_y, w / h, synth.NEAR, synth.FAR)
-    _, _, rgba, buf, seg = p.getCameraImage(w, h, synth._view_matrix(pose), proj, flags=flags,
+    _, _, rgba, buf, seg = p.getCameraImage(w, h, view_matrix(pose), proj, flags=flags,
                                             renderer=p.ER_TINY_RENDERER, physicsClientId=cid)
     return (np.asarray(rgba, np.uint8).reshape(h, w, 4), np.asarray(buf, np.float32).reshape(h, w),
             np.asarray(seg).reshape(h, w), proj)
