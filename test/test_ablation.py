@@ -52,7 +52,7 @@ def test_ablation_ships_float16_pair(tmp_path):
     res = run_ablation(str(tmp_path / "train"), str(tmp_path / "train"), str(tmp_path / "run"),
                        None, base, small, ship=str(tmp_path / "ship"))
     seg_file, depth_file = tmp_path / "ship" / "unet_seg_synth.pt", tmp_path / "ship" / "cnn3d_up_synth.pt"
-    ck = torch.load(seg_file, weights_only=False)
+    ck = torch.load(seg_file, weights_only=True)
     assert all(v.dtype == torch.float16 for v in ck["state_dict"].values() if v.is_floating_point())
     assert len(ck["test_metrics"]["iou"]) == 14 and ck["training"]["steps"] == 1
     hybrid = create_model("ssegdep_net", seg_checkpoint=seg_file, depth_checkpoint=depth_file)

@@ -56,18 +56,32 @@ def test_metrics_hand_computed_example():
     assert m["r2"] == pytest.approx(1 - 1.05 / (42 / 9)) and m["r2"] == pytest.approx(0.775)
 
 
-def test_invalid_pixels_excluded():
+def test_every_valid_gt_pixel_is_scored_and_bad_predictions_are_clipped():
     gt = np.array([[1.0, 2.0, 4.0], [np.nan, 0.0, 3.0], [np.inf, 2.0, 5.0]], dtype=np.float32)
-    pred = np.array([[1.1, 1.8, 5.0], [7.0, 9.0, np.nan], [1.0, 0.0, -1.0]], dtype=np.float32)
-    m = compute_depth_metrics(pred, gt)
-    # only the first row survives: NaN/0/inf gt, NaN pred and non-positive pred are dropped
-    assert m["valid_pixels"] == 3
-    exp = _expected([1.1, 1.8, 5.0], [1.0, 2.0, 4.0])
+    pred = np.array([[1.1, 1.8, 5.0], [7.0, 9.0, np.nan], [1.0, 0.0, np.inf]], dtype=np.float32)
+    m = compute_depth_metrics(pred, gt, min_depth=0.5, max_depth=8.0)
+    # gt NaN / 0 / inf are not scored; every other pixel is: NaN -> min_depth (0.5),
+    # 0 -> min_depth, +inf -> max_depth (BTS / Eigen protocol)
+    assert m["valid_pixels"] == 6
+    assert m["coverage"] == pytest.approx(3 / 6)
+    exp = _expected([1.1, 1.8, 5.0, 0.5, 0.5, 8.0], [1.0, 2.0, 4.0, 3.0, 2.0, 5.0])
     for k in METRIC_NAMES:
         assert m[k] == pytest.approx(exp[k], rel=1e-5, abs=1e-7), k
-    # valid_mask checks gt range and pred finiteness; pred > 0 is enforced by the metrics
-    np.testing.assert_array_equal(valid_mask(gt, pred),
-                                  [[True, True, True], [False, False, False], [False, True, True]])
+    np.testing.assert_array_equal(valid_mask(gt, 0.5, 8.0),
+                                  [[True, True, True], [False, False, True], [False, True, True]])
+
+
+def test_a_model_cannot_hide_its_errors_behind_nan():
+    """The case from the review: 3x too far on the far half, which the model's range masks to
+    NaN. Dropping NaN scored AbsRel 0.05; scoring every valid-GT pixel gives the real error."""
+    gt = np.concatenate([np.full(50, 2.0), np.full(50, 6.0)])
+    pred = np.concatenate([np.full(50, 2.1), np.full(50, 18.0)])
+    masked = np.where(pred <= 10.0, pred, np.nan)  # what the node publishes (model range 10 m)
+    m = compute_depth_metrics(pred, gt, 1e-3, 20.0)
+    assert m["abs_rel"] == pytest.approx(0.5 * 0.05 + 0.5 * 2.0)  # 1.025
+    assert m["coverage"] == 1.0
+    honest = compute_depth_metrics(masked, gt, 1e-3, 20.0)
+    assert honest["abs_rel"] > 0.5 and honest["coverage"] == pytest.approx(0.5)
 
 
 def test_no_valid_pixel_gives_nan():
@@ -81,7 +95,7 @@ def test_range_capping_clips_pred_and_drops_gt_outside():
     pred = np.array([0.5, 2.0, 20.0, 12.0, 0.5])
     m = compute_depth_metrics(pred, gt, min_depth=0.8, max_depth=5.0)
     # gt 12 (> max) and 0.5 (< min) excluded; pred clipped to [0.8, 5]: 0.5 -> 0.8, 20 -> 5
-    assert m["valid_pixels"] == 3
+    assert m["valid_pixels"] == 3 and m["coverage"] == pytest.approx(1 / 3)
     exp = _expected([0.8, 2.0, 5.0], [1.0, 2.0, 4.0])
     for k in METRIC_NAMES:
         assert m[k] == pytest.approx(exp[k], rel=1e-9), k
@@ -183,8 +197,26 @@ def test_focal_rescaling():
                                [[2.0 * factor]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("kind,raw,true_depth", [
+    ("metric_depth", 4.0, lambda f: 4.0 * f),
+    ("normalized_depth", 0.5, lambda f: (0.1 + 0.5 * 9.9) * f),
+    ("inverse_depth", 0.25, lambda f: 4.0 * f),
+    # disparity is converted with the camera's own fx: no further factor (the bug counted it twice)
+    ("disparity", 0.05, lambda f: 1.5 * (585.0 / 640.0) * 0.54 / 0.05),
+])
+def test_focal_handling_for_each_output_kind(kind, raw, true_depth):
+    """A camera whose fx / W is 1.5x the training camera's: each kind is corrected exactly once."""
+    train_focal = 585.0 / 640.0
+    spec = _spec(kind, train_focal=train_focal, rescale_by_focal=True, depth_range=(0.1, 10.0),
+                 **({"stereo_baseline": 0.54} if kind == "disparity" else {}))
+    W = 640
+    fx = 1.5 * train_focal * W
+    out = output_to_metric_depth(np.array([[raw]], np.float32), spec, fx, W)
+    assert out[0, 0] == pytest.approx(true_depth(1.5), rel=1e-5)
+
+
 def test_output_conversion_rejects_bad_camera():
-    for fx, w in ((0.0, 640), (-1.0, 640), (500.0, 0)):
+    for fx, w in ((0.0, 640), (-1.0, 640), (500.0, 0), (float("nan"), 640)):
         with pytest.raises(ValueError):
             output_to_metric_depth(np.ones((1, 1), np.float32), _spec("metric_depth"), fx, w)
 

@@ -289,3 +289,45 @@ def test_efficientnet_lite0_wheel_weights_classify_cat():
     with torch.no_grad():
         cls = int(model((img - 0.5) / 0.5).argmax(1))
     assert 281 <= cls <= 285  # ImageNet domestic cats
+
+
+class _ConstNet(torch.nn.Module):
+    """Outputs the same value everywhere: isolates the estimator's conversion path."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 1, x.shape[2], x.shape[3]), self.value) + 0 * self.dummy
+
+
+@pytest.mark.parametrize("kind,raw,expected", [
+    ("metric_depth", 4.0, 4.0 * 1.5),
+    ("normalized_depth", 0.25, (0.5 + 0.25 * 7.5) * 1.5),
+    ("inverse_depth", 0.5, 2.0 * 1.5),
+    ("disparity", 0.05, 1.5 * 0.5 * 0.54 / 0.05),  # camera-aware: one factor, from fx / W
+])
+def test_every_output_kind_through_predict(monkeypatch, kind, raw, expected):
+    """DepthEstimator.predict converts each output kind to metres with the focal handled once,
+    for a camera whose fx / W is 1.5x the training camera's, and masks the model's range."""
+    from mono_depth_ros.inference.estimator import DepthEstimator
+    from mono_depth_ros.models import registry
+    from mono_depth_ros.models.spec import ModelSpec
+    spec = ModelSpec(name=f"t_{kind}", input_size=(32, 32), output_kind=kind, citation="test",
+                     description="test", depth_range=(0.5, 8.0), train_focal=0.5,
+                     rescale_by_focal=True,
+                     stereo_baseline=0.54 if kind == "disparity" else None)
+    monkeypatch.setitem(registry._REGISTRY, spec.name,
+                        registry._Entry(lambda **kw: _ConstNet(raw), spec))
+    W, H = 64, 48
+    K = np.array([[0.75 * W, 0, W / 2], [0, 0.75 * W, H / 2], [0, 0, 1]])
+    rgb = np.zeros((H, W, 3), np.uint8)
+    pred = DepthEstimator(spec.name, device="cpu").predict(rgb, K)
+    np.testing.assert_allclose(pred.unmasked, expected, rtol=1e-5)
+    in_range = 0.5 <= expected <= 8.0
+    assert np.isfinite(pred.depth).all() == in_range and np.isnan(pred.depth).all() != in_range
+    narrow = DepthEstimator(spec.name, device="cpu", max_depth=expected * 0.9).predict(rgb, K)
+    assert np.isnan(narrow.depth).all()  # outside the range: NaN for the node, kept in unmasked
+    np.testing.assert_allclose(narrow.unmasked, expected, rtol=1e-5)

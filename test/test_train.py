@@ -47,7 +47,7 @@ def test_two_step_training_writes_outputs(trained):
 
 def test_checkpoint_contents(trained):
     cfg, out, best = trained
-    ck = torch.load(best, map_location="cpu", weights_only=False)
+    ck = torch.load(best, map_location="cpu", weights_only=True)
     assert ck["model"] == "fastdepth"
     assert ck["model_kwargs"] == {"encoder": "mobilenetv2"}
     spec = ck["spec"]
@@ -61,13 +61,13 @@ def test_checkpoint_contents(trained):
     assert ck["metrics"]["frames"] == 2
     assert isinstance(ck["git_revision"], str) and ck["git_revision"]
     assert ck["train_frames"] == 4 and ck["val_frames"] == 2
-    last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert last["step"] == 2 and "optimizer" in last and "scheduler" in last
 
 
 def test_checkpoint_loads_with_create_model(trained):
     _, _, best = trained
-    ck = torch.load(best, map_location="cpu", weights_only=False)
+    ck = torch.load(best, map_location="cpu", weights_only=True)
     model = create_model("fastdepth", checkpoint=best)
     assert model.spec.train_focal == pytest.approx(585.0 / 640.0)
     assert model.spec.rescale_by_focal is True
@@ -92,7 +92,7 @@ def test_time_budget_caps_steps_and_keeps_weights(seven_scenes_dir, tmp_path, ca
                       out=str(tmp_path), device="cpu", model_kwargs={"encoder": "mobilenetv2"},
                       num_threads=2, time_budget_s=1e-3)
     train(cfg, progress=False)
-    ck = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    ck = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)
     assert ck["step"] == 1  # at least one step, never more than the budget allows
     assert "time budget" in capsys.readouterr().out
     model = create_model("fastdepth", encoder="mobilenetv2").train()

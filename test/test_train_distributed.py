@@ -27,7 +27,7 @@ def test_torchrun_one_process_gloo(tmp_path, data_dir):
         capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "world size 1" in res.stdout
-    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert ckpt["world_size"] == 1 and ckpt["model"] == "fastdepth"
     # DDP wraps the model, but the checkpoint holds the plain module's weights
     create_model("fastdepth", checkpoint=tmp_path / "run" / "best.pt")
@@ -78,7 +78,7 @@ def test_self_supervised_stereo_step_on_real_kitti_pair(tmp_path, data_dir):
                       out=str(tmp_path / "run"), model_kwargs={"base_channels": 4},
                       pretrained=False, epochs=1, batch_size=1, max_steps=1, device="cpu")
     best = train(cfg, progress=False)
-    ckpt = torch.load(best, weights_only=False)
+    ckpt = torch.load(best, weights_only=True)
     assert ckpt["model"] == "siamese_convlstm"
     # the baseline learnt from the calibration replaces the spec's nominal one
     assert abs(ckpt["spec"]["stereo_baseline"] - 0.5327) < 1e-3
@@ -105,10 +105,10 @@ def test_resume_continues_from_last_checkpoint(tmp_path, data_dir):
                       epochs=2, batch_size=2, device="cpu", num_threads=2)
     import dataclasses
     train(dataclasses.replace(cfg, epochs=1), progress=False)
-    first = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    first = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert first["epoch"] == 0 and len(first["history"]) == 1
     train(cfg, resume=str(tmp_path / "run" / "last.pt"), progress=False)
-    second = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    second = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert second["epoch"] == 1 and [h["epoch"] for h in second["history"]] == [1, 2]
     assert second["step"] == first["step"] + 2
 

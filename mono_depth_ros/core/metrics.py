@@ -1,8 +1,15 @@
 """Depth-estimation metrics (ROS-free, numpy).
 
 Definitions follow Eigen et al., NIPS 2014, as used by the NYU / KITTI literature (and the
-Das et al. and Calderoni et al. papers). Over the valid pixels ``i`` (``gt`` finite and in
-``[min_depth, max_depth]``, ``pred`` finite and > 0, ``pred`` clipped to the same range):
+Das et al. and Calderoni et al. papers).
+
+Protocol: every pixel with valid ground truth is scored (``gt`` finite and in ``[min_depth,
+max_depth]``, inside the crop if one is given). The prediction is clipped to that range first,
+and a missing prediction is filled, as in the evaluation code of BTS (Lee et al., 2019), which
+follows Eigen et al.: ``pred < min_depth -> min_depth``, ``pred > max_depth`` or ``+inf ->
+max_depth``, ``NaN`` (no value) ``-> min_depth``. A model therefore cannot improve its score by
+leaving hard pixels out; ``coverage`` reports the share of scored pixels where it gave a finite
+value inside the range. Over the scored pixels ``i``:
 
 - ``abs_rel``  = mean |p - g| / g                      (AbsRel; Valdez-Rodriguez ABSR)
 - ``sq_rel``   = mean (p - g)^2 / g                    (SqRel; ABSQ)
@@ -81,68 +88,79 @@ def garg_crop_mask(h: int, w: int) -> np.ndarray:
     return _crop_mask("garg", h, w)
 
 
-def valid_mask(gt: np.ndarray, pred: Optional[np.ndarray] = None, min_depth: float = 1e-3,
-               max_depth: float = np.inf) -> np.ndarray:
-    """Boolean ``H x W`` mask of pixels usable for evaluation.
-
-    ``gt`` must be finite and inside ``[min_depth, max_depth]``; ``pred``, when given, finite.
-    """
+def valid_mask(gt: np.ndarray, min_depth: float = 1e-3, max_depth: float = np.inf) -> np.ndarray:
+    """Boolean ``H x W`` mask of the pixels that are scored: ``gt`` finite and inside
+    ``[min_depth, max_depth]`` (metres). The prediction plays no part (see the module docstring)."""
     with np.errstate(invalid="ignore"):
-        m = np.isfinite(gt) & (gt >= min_depth) & (gt <= max_depth)
-    if pred is not None:
-        m &= np.isfinite(pred)
-    return m
+        return np.isfinite(gt) & (gt >= min_depth) & (gt <= max_depth)
+
+
+def clip_prediction(pred: np.ndarray, min_depth: float, max_depth: float) -> np.ndarray:
+    """The prediction as scored: float64, clipped to ``[min_depth, max_depth]`` with ``+inf`` to
+    ``max_depth`` and ``NaN`` / ``-inf`` / non-positive values to ``min_depth`` (BTS evaluation
+    code, Lee et al. 2019, after Eigen et al. 2014). ``min_depth`` is raised to 1e-6 so logs stay
+    finite."""
+    lo = max(float(min_depth), 1e-6)
+    p = np.nan_to_num(np.asarray(pred, np.float64), nan=lo, posinf=max_depth, neginf=lo)
+    return np.clip(p, lo, max_depth)
 
 
 def compute_depth_metrics(pred: np.ndarray, gt: np.ndarray, min_depth: float = 1e-3,
                           max_depth: float = np.inf, median_scaling: bool = False,
                           crop: Optional[str] = None) -> Dict[str, float]:
-    """Standard depth metrics between a prediction and ground truth.
+    """Standard depth metrics between a prediction and ground truth, over every valid-GT pixel.
 
     Args:
-        pred: ``H x W`` predicted depth, metres, NaN where the model gives none.
+        pred: ``H x W`` predicted depth, metres; NaN where the model gives none, ``inf`` beyond
+            its range. Clipped / filled by :func:`clip_prediction` (never dropped).
         gt: ``H x W`` ground truth depth, metres, NaN/0 invalid.
-        min_depth, max_depth: evaluation range (e.g. NYU 1e-3..10, KITTI 1e-3..80); the
-            prediction is clipped to it, as in the Eigen evaluation code.
-        median_scaling: multiply ``pred`` by median(gt)/median(pred) first (for relative-depth
-            models); the factor is returned as ``scale``.
+        min_depth, max_depth: evaluation range (e.g. NYU 1e-3..10, KITTI 1e-3..80).
+        median_scaling: multiply the clipped prediction by median(gt)/median(pred) and clip again
+            (for relative-depth models); the factor is returned as ``scale``.
         crop: None, ``"eigen"`` or ``"garg"``: evaluate only inside that KITTI crop
             (:func:`eigen_crop_mask`, :func:`garg_crop_mask`; needs ``H x W`` arrays).
 
     Returns:
-        dict of :data:`METRIC_NAMES` plus ``valid_pixels`` and ``scale``; metrics are NaN when
-        no pixel is valid.
+        dict of :data:`METRIC_NAMES` plus ``valid_pixels`` (scored pixels), ``coverage``
+        (share of them where ``pred`` was finite and inside the range) and ``scale``; metrics
+        are NaN when no pixel has valid ground truth.
 
     Raises:
         ValueError: shapes differ; unknown ``crop``, or ``crop`` with arrays that are not 2-D.
     """
     if pred.shape != gt.shape:
         raise ValueError(f"pred {pred.shape} and gt {gt.shape} differ in shape")
-    m = valid_mask(gt, pred, min_depth, max_depth)
+    m = valid_mask(gt, min_depth, max_depth)
     if crop is not None:
         if crop not in _CROPS:
             raise ValueError(f"unknown crop {crop!r}; valid: None, {', '.join(sorted(_CROPS))}")
         if gt.ndim != 2:
             raise ValueError(f"crop {crop!r} needs H x W arrays, got shape {gt.shape}")
         m &= _crop_mask(crop, *gt.shape)
-    with np.errstate(invalid="ignore"):
-        m &= pred > 0
     n = int(m.sum())
     out: Dict[str, float] = {k: float("nan") for k in METRIC_NAMES}
-    out.update(valid_pixels=n, scale=1.0)
+    out.update(valid_pixels=n, coverage=float("nan"), scale=1.0)
     if n == 0:
         return out
     g = gt[m].astype(np.float64)
-    p = pred[m].astype(np.float64)
+    raw = pred[m]
+    with np.errstate(invalid="ignore"):
+        out["coverage"] = float(np.mean(np.isfinite(raw) & (raw >= min_depth) & (raw <= max_depth)))
+    p = clip_prediction(raw, min_depth, max_depth)
     if median_scaling:
         s = float(np.median(g) / np.median(p))
-        p *= s
+        p = clip_prediction(p * s, min_depth, max_depth)
         out["scale"] = s
-    p = np.clip(p, max(min_depth, 1e-6), max_depth)
+    out.update(_error_metrics(p, g))
+    return out
+
+
+def _error_metrics(p: np.ndarray, g: np.ndarray) -> Dict[str, float]:
+    """:data:`METRIC_NAMES` of clipped predictions ``p`` against ground truth ``g`` (1-D, m)."""
     err = p - g
     log_err = np.log(p) - np.log(g)
     ratio = np.maximum(p / g, g / p)
-    out.update(
+    return dict(
         abs_rel=float(np.mean(np.abs(err) / g)),
         sq_rel=float(np.mean(err ** 2 / g)),
         rmse=float(np.sqrt(np.mean(err ** 2))),
@@ -155,7 +173,6 @@ def compute_depth_metrics(pred: np.ndarray, gt: np.ndarray, min_depth: float = 1
         mse=float(np.mean(err ** 2)),
         r2=_r2(p, g),
     )
-    return out
 
 
 def _r2(p: np.ndarray, g: np.ndarray) -> float:
@@ -169,13 +186,13 @@ def _r2(p: np.ndarray, g: np.ndarray) -> float:
 def mean_metrics(per_frame: Iterable[Dict[str, float]]) -> Dict[str, float]:
     """Average per-frame metric dicts.
 
-    Frames with no valid pixel are skipped, and so are NaN values of a metric (``r2`` of a
+    Frames without valid ground truth are skipped, and so are NaN values of a metric (``r2`` of a
     frame with constant ground truth); ``r2`` is thus the mean per-frame R², not the R² of all
     pixels pooled.
     """
     rows: List[Dict[str, float]] = [r for r in per_frame if r.get("valid_pixels", 0) > 0]
     out: Dict[str, float] = {"frames": len(rows)}
-    for k in METRIC_NAMES + ("scale",):
+    for k in METRIC_NAMES + ("scale", "coverage"):
         vals = [r[k] for r in rows if k in r and not math.isnan(r[k])]
         out[k] = float(np.mean(vals)) if vals else float("nan")
     return out

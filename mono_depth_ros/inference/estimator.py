@@ -35,14 +35,19 @@ class Prediction:
     """Result of :meth:`DepthEstimator.predict`.
 
     Attributes:
-        depth: ``H x W`` float32 metres, NaN where invalid or outside [min_depth, max_depth].
+        depth: ``H x W`` float32 metres, NaN where invalid or outside [min_depth, max_depth]
+            (what the node publishes, REP 118).
         labels: ``H x W`` uint8 class ids for segmentation models, else ``None``.
         timings: milliseconds of ``preprocess``, ``inference`` and ``postprocess``.
+        unmasked: ``H x W`` float32 metres before the range mask (``inf`` where the network gave
+            no positive value), for evaluation protocols that clip instead of dropping; ``None``
+            when the model has no depth output.
     """
 
     depth: np.ndarray
     labels: Optional[np.ndarray] = None
     timings: Dict[str, float] = field(default_factory=dict)
+    unmasked: Optional[np.ndarray] = None
 
 
 def normalize_images(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
@@ -242,17 +247,19 @@ class DepthEstimator:
             torch.cuda.synchronize()
         t2 = time.perf_counter()
         depth = np.full((H, W), np.nan, dtype=np.float32)
+        unmasked = None
         if out is not None:
             up = F.interpolate(out.float(), size=(H, W), mode="bilinear", align_corners=False)
             raw = up[0, 0].cpu().numpy()
-            depth = output_to_metric_depth(raw, self.spec, fx=float(K[0, 0]), width=W)
+            unmasked = output_to_metric_depth(raw, self.spec, fx=float(K[0, 0]), width=W)
             with np.errstate(invalid="ignore"):
-                depth[~((depth >= self.min_depth) & (depth <= self.max_depth))] = np.nan
+                keep = (unmasked >= self.min_depth) & (unmasked <= self.max_depth)
+            depth = np.where(keep, unmasked, np.float32(np.nan))
         labels = None
         if seg is not None:
             ids = seg.float().argmax(dim=1, keepdim=True).to(torch.uint8)
             labels = F.interpolate(ids, size=(H, W), mode="nearest")[0, 0].cpu().numpy()
         t3 = time.perf_counter()
-        return Prediction(depth=depth, labels=labels, timings={
+        return Prediction(depth=depth, labels=labels, unmasked=unmasked, timings={
             "preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
             "postprocess": 1e3 * (t3 - t2)})

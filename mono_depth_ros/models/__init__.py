@@ -5,9 +5,9 @@
 (:class:`~mono_depth_ros.models.spec.ModelSpec`).
 """
 
-from .registry import (UnknownModelError, create_model, get_spec, list_models, register_model,
-                       save_checkpoint)
+from .registry import (UnknownModelError, create_model, get_spec, list_models, load_checkpoint,
+                       register_model, save_checkpoint)
 from .spec import ModelSpec, output_to_metric_depth
 
 __all__ = ["ModelSpec", "UnknownModelError", "create_model", "get_spec", "list_models",
-           "output_to_metric_depth", "register_model", "save_checkpoint"]
+           "load_checkpoint", "output_to_metric_depth", "register_model", "save_checkpoint"]

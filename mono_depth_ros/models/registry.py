@@ -91,7 +91,8 @@ def create_model(
     Raises:
         UnknownModelError: unknown ``name``.
         FileNotFoundError: ``checkpoint`` does not exist.
-        ValueError: the checkpoint was saved for another model.
+        ValueError: the checkpoint was saved for another model, or is refused by
+            :func:`load_checkpoint` (not plain data).
     """
     entry = _entry(name)
     spec = entry.spec
@@ -99,9 +100,7 @@ def create_model(
     kwargs = dict(overrides)
     if checkpoint is not None:
         path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(path)
         if ckpt.get("model") != name:
             raise ValueError(f"checkpoint {path} holds model {ckpt.get('model')!r}, not {name!r}")
         kwargs = {**ckpt.get("model_kwargs", {}), **overrides}
@@ -111,7 +110,7 @@ def create_model(
         stored = ckpt.get("spec") or {}
         spec_changes = {k: _as_spec_value(v) for k, v in stored.items()
                         if k in ("train_focal", "rescale_by_focal", "depth_range", "input_size",
-                                 "mean", "std", "stereo_baseline")}
+                                 "mean", "std", "stereo_baseline", "train_median_depth")}
         spec = spec.replace(**spec_changes)
     model = entry.factory(**kwargs)
     # A factory may adapt its contract to its options (e.g. another encoder's normalisation).
@@ -145,6 +144,29 @@ def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], half: bool 
         **extra,
     }, path)
     return path
+
+
+def load_checkpoint(path: Union[str, os.PathLike]) -> dict:
+    """Read a checkpoint as data: ``torch.load(weights_only=True)`` unpickles only tensors,
+    numbers, strings, lists, tuples and dicts, so a crafted file given as a parameter cannot run
+    code (PyTorch's safe loading; checkpoints hold nothing else).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a checkpoint of plain data (corrupt, or holds other objects
+            such as a pickled class — refused, not run) or not a dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(f"checkpoint {path} refused: not a plain-data PyTorch checkpoint "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict")
+    return ckpt
 
 
 def _as_spec_value(v):

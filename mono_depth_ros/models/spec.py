@@ -17,7 +17,7 @@ import numpy as np
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Output kinds understood by :func:`output_to_metric_depth`.
+#: Output kinds understood by :func:`output_to_metric_depth` (see :data:`OUTPUT_CONVERSIONS`).
 OUTPUT_KINDS = ("metric_depth", "normalized_depth", "disparity", "inverse_depth")
 
 
@@ -39,6 +39,10 @@ class ModelSpec:
             training camera, or ``None``. With ``rescale_by_focal``, predicted metric depth is
             multiplied by ``(fx / W) / train_focal`` for a different camera (a wider lens sees the
             same object smaller, so the network under-estimates its distance by that ratio).
+            Disparity outputs are converted with the camera's own fx already and get no second
+            correction (:func:`focal_correction`).
+        train_median_depth: Median valid depth (m) of the training set, or ``None``: the value
+            of the constant-depth baseline that evaluations show beside the model.
         rescale_by_focal: Whether the runtime applies the focal rescaling above.
         stereo_baseline: Baseline in metres for ``disparity`` outputs.
         returns_segmentation: The model also returns class scores (OHES planes).
@@ -60,6 +64,7 @@ class ModelSpec:
     depth_range: Tuple[float, float] = (0.1, 10.0)
     train_focal: Optional[float] = None
     rescale_by_focal: bool = False
+    train_median_depth: Optional[float] = None
     stereo_baseline: Optional[float] = None
     returns_segmentation: bool = False
     num_classes: int = 0
@@ -88,6 +93,46 @@ class ModelSpec:
         return dataclasses.asdict(self)
 
 
+def _metric(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+    return out
+
+
+def _normalized(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+    lo, hi = spec.depth_range
+    return lo + out * np.float32(hi - lo)
+
+
+def _inverse(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+    return np.where(out > 0, 1.0 / out, np.inf).astype(np.float32)
+
+
+def _disparity(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+    # Z = fx * B / (d * W) with the camera's own fx / W: already camera-aware.
+    return np.where(out > 0, fx_norm * spec.stereo_baseline / out, np.inf).astype(np.float32)
+
+
+#: Per output kind: ``(to_depth(output, spec, fx / W) -> metres, camera_aware)``. A kind that is
+#: not camera-aware is learnt at the training camera's focal and gets the ``train_focal``
+#: correction; a camera-aware one already uses the camera's focal (correcting again would count
+#: the lens twice).
+OUTPUT_CONVERSIONS = {
+    "metric_depth": (_metric, False),
+    "normalized_depth": (_normalized, False),
+    "inverse_depth": (_inverse, False),
+    "disparity": (_disparity, True),
+}
+
+
+def focal_correction(spec: "ModelSpec", fx_norm: float) -> float:
+    """Factor applied to the depth of a non-camera-aware output kind for a camera with
+    ``fx / W = fx_norm``: ``fx_norm / spec.train_focal`` when ``spec.rescale_by_focal`` and a
+    training focal is known, else 1 (see :class:`ModelSpec`)."""
+    camera_aware = OUTPUT_CONVERSIONS[spec.output_kind][1]
+    if camera_aware or not (spec.rescale_by_focal and spec.train_focal):
+        return 1.0
+    return float(fx_norm / spec.train_focal)
+
+
 def output_to_metric_depth(
     output: np.ndarray, spec: ModelSpec, fx: float, width: int
 ) -> np.ndarray:
@@ -100,27 +145,18 @@ def output_to_metric_depth(
         width: Image width in pixels matching ``fx``.
 
     Returns:
-        ``H x W`` float32 depth in metres. Non-positive disparities / inverse depths become
-        ``inf`` (the caller masks them to NaN with the valid range).
+        ``H x W`` float32 depth in metres, with the focal correction of
+        :func:`focal_correction` (once, whatever the kind). Non-positive disparities / inverse
+        depths become ``inf`` (the caller masks them to NaN with the valid range).
 
     Raises:
         ValueError: ``fx`` or ``width`` not positive.
     """
-    if fx <= 0 or width <= 0:
+    if not (fx > 0 and width > 0):
         raise ValueError(f"fx and width must be positive, got fx={fx}, width={width}")
-    out = output.astype(np.float32, copy=False)
-    kind = spec.output_kind
+    fx_norm = fx / width
+    to_depth, _ = OUTPUT_CONVERSIONS[spec.output_kind]
     with np.errstate(divide="ignore", invalid="ignore"):
-        if kind == "metric_depth":
-            depth = out
-        elif kind == "normalized_depth":
-            lo, hi = spec.depth_range
-            depth = lo + out * (hi - lo)
-        elif kind == "inverse_depth":
-            depth = np.where(out > 0, 1.0 / out, np.inf).astype(np.float32)
-        else:  # disparity as a fraction of image width: Z = fx * B / (d * W)
-            depth = np.where(out > 0, fx * spec.stereo_baseline / (out * width), np.inf)
-            depth = depth.astype(np.float32)
-    if spec.rescale_by_focal and spec.train_focal:
-        depth = depth * np.float32((fx / width) / spec.train_focal)
-    return depth
+        depth = to_depth(output.astype(np.float32, copy=False), spec, fx_norm)
+    factor = focal_correction(spec, fx_norm)
+    return depth * np.float32(factor) if factor != 1.0 else depth

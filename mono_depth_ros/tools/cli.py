@@ -118,7 +118,7 @@ def cmd_evaluate(args) -> int:
     if args.bag:
         summary = evaluate_bags(args.bag, args.gt_bag or args.bag, args.out, args.pred_topic,
                                 args.gt_topic, args.image_topic, args.min_depth or 1e-3,
-                                args.max_depth or 10.0, args.panels, args.crop)
+                                args.max_depth or 10.0, args.panels, args.crop, args.baseline)
     elif args.data:
         from ..data import open_dataset, parse_frames
         from ..inference.estimator import DepthEstimator
@@ -128,7 +128,7 @@ def cmd_evaluate(args) -> int:
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
-                                 args.panels, crop=args.crop)
+                                 args.panels, crop=args.crop, baseline=args.baseline)
     else:
         print("evaluate needs --bag (recorded predictions) or --data (dataset folder)", file=sys.stderr)
         return 2
@@ -270,6 +270,9 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--crop", choices=["eigen", "garg"], help="KITTI evaluation crop")
     s.add_argument("--layout", choices=["table", "appendix-a"], default="table",
                    help="appendix-a: RMS, MQE, RMSL, RMSLSI, ABSR, ABSQ, σ1-3 (Valdez-Rodríguez)")
+    s.add_argument("--baseline", default="constant",
+                   help="constant[:METRES] scored beside the model (default value: the model's "
+                        "median training depth, else the set's median GT, labelled oracle), or none")
     s.add_argument("--out", default="eval_out")
 
 

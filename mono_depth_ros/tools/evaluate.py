@@ -7,14 +7,19 @@ Two sources of predictions share one evaluator:
 - :func:`evaluate_model` - a model run directly over a dataset folder.
 
 Both write ``metrics.json`` (per-frame and mean AbsRel, SqRel, RMSE, RMSElog, log10, SILog,
-δ<1.25^k, metric and median-scaled) and ``panel_*.png`` (RGB | ground truth | prediction |
-absolute error) for a few evenly spaced frames.
+δ<1.25^k, metric and median-scaled, and ``coverage``) and ``panel_*.png`` (RGB | ground truth |
+prediction | absolute error) for a few evenly spaced frames. Every valid ground-truth pixel is
+scored (:mod:`mono_depth_ros.core.metrics`). Beside the model, every evaluation scores a trivial
+reference, one constant depth everywhere (:class:`Baseline`): a model that does not beat it has
+learnt nothing that transfers.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -22,6 +27,54 @@ import numpy as np
 
 from ..core.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
 from ..core.visualize import error_panel
+
+
+@dataclass
+class Baseline:
+    """The constant-depth reference: ``value`` metres at every pixel.
+
+    Attributes:
+        value: the constant (m).
+        source: where it comes from: ``"given"``, ``"median training depth (checkpoint)"`` or
+            ``"oracle: median ground truth of the evaluated set"`` (an oracle has seen the answers:
+            a model should beat even that).
+    """
+
+    value: float
+    source: str
+
+
+def parse_baseline(text: Optional[str]) -> Tuple[Optional[str], Optional[float]]:
+    """``"constant"`` / ``"constant:METRES"`` / ``"none"`` -> ``(kind, metres)``.
+
+    Raises:
+        ValueError: anything else, or a non-positive constant.
+    """
+    if text in (None, "", "none"):
+        return None, None
+    kind, _, value = text.partition(":")
+    if kind != "constant":
+        raise ValueError(f"--baseline must be constant[:METRES] or none, got {text!r}")
+    if not value:
+        return "constant", None
+    metres = float(value)
+    if not metres > 0:
+        raise ValueError(f"the constant baseline must be > 0 m, got {metres}")
+    return "constant", metres
+
+
+def median_gt_depth(samples: Iterable, min_depth: float, max_depth: float, step: int = 4) -> float:
+    """Median of the valid ground-truth depth (m) over ``samples`` (objects with ``depth``), on
+    every ``step``-th pixel in both directions (bounded memory on large sets)."""
+    vals = []
+    for s in samples:
+        if s.depth is not None:
+            d = s.depth[::step, ::step]
+            vals.append(d[np.isfinite(d) & (d >= min_depth) & (d <= max_depth)])
+    vals = [v for v in vals if v.size]
+    if not vals:
+        raise ValueError("no valid ground truth to take a median of")
+    return float(np.median(np.concatenate(vals)))
 
 
 class Evaluation:
@@ -33,10 +86,13 @@ class Evaluation:
         panels: number of frames rendered as PNG panels (evenly spaced).
         expected_frames: total frames expected (to space the panels); 0 = unknown.
         crop: ``None``, ``"eigen"`` or ``"garg"`` (KITTI evaluation crops).
+        baseline: the constant reference scored beside every frame, or None.
     """
 
     def __init__(self, out_dir: Union[str, Path], min_depth: float = 1e-3, max_depth: float = 10.0,
-                 panels: int = 4, expected_frames: int = 0, crop: Optional[str] = None):
+                 panels: int = 4, expected_frames: int = 0, crop: Optional[str] = None,
+                 baseline: Optional[Baseline] = None):
+        self.baseline = baseline
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
@@ -48,15 +104,22 @@ class Evaluation:
             if panels > 0 else set()
         self._panels_left = panels
 
-    def add(self, name: str, pred: np.ndarray, gt: np.ndarray, rgb: Optional[np.ndarray] = None
-            ) -> Dict[str, float]:
-        """Score one frame (``H x W`` metres, NaN invalid; ``pred`` resized to ``gt`` if needed)."""
-        if pred.shape != gt.shape:
-            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+    def _score(self, pred: np.ndarray, gt: np.ndarray) -> dict:
         metric = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, crop=self.crop)
         scaled = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, median_scaling=True,
                                        crop=self.crop)
-        row = {"frame": name, **metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)}}
+        return {**metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)}}
+
+    def add(self, name: str, pred: np.ndarray, gt: np.ndarray, rgb: Optional[np.ndarray] = None
+            ) -> Dict[str, float]:
+        """Score one frame: ``pred`` and ``gt`` are ``H x W`` metres (``pred`` NaN or inf where the
+        model gave no in-range value, resized to ``gt`` if needed; ``gt`` NaN/0 invalid)."""
+        if pred.shape != gt.shape:
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+        row = {"frame": name, **self._score(pred, gt)}
+        metric = {k: row[k] for k in METRIC_NAMES}
+        if self.baseline is not None:
+            row["baseline"] = self._score(np.full(gt.shape, self.baseline.value, np.float32), gt)
         idx = len(self.rows)
         self.rows.append(row)
         if rgb is not None and self._panels_left > 0 and (idx in self._panel_at or not self._panel_at):
@@ -68,18 +131,34 @@ class Evaluation:
             self._panels_left -= 1
         return metric
 
+    @staticmethod
+    def _means(rows: List[dict]) -> Tuple[dict, dict]:
+        return mean_metrics(rows), mean_metrics(
+            [{**r["median_scaled"], "valid_pixels": r["valid_pixels"]} for r in rows])
+
     def summary(self) -> dict:
-        """Mean metrics (metric and median-scaled) plus the per-frame rows."""
-        return {
+        """Mean metrics (metric and median-scaled, with coverage), the constant baseline's means
+        (``baseline``: ``value_m``, ``source``, ``mean``, ``mean_median_scaled``) and the
+        per-frame rows."""
+        mean, scaled = self._means(self.rows)
+        out = {
             "frames": len(self.rows),
             "range_m": [self.min_depth, self.max_depth],
             "crop": self.crop,
-            "mean": mean_metrics(self.rows),
-            "mean_median_scaled": mean_metrics(
-                [{**r["median_scaled"], "valid_pixels": r["valid_pixels"]} for r in self.rows]),
+            "protocol": "every valid-GT pixel scored; predictions clipped to the range, "
+                        "NaN -> min, inf -> max (BTS / Eigen)",
+            "mean": mean,
+            "mean_median_scaled": scaled,
             "per_frame": self.rows,
             "panels": [str(p) for p in self.panel_paths],
         }
+        if self.baseline is not None:
+            b_mean, b_scaled = self._means([{**r["baseline"], "valid_pixels": r["valid_pixels"]}
+                                            for r in self.rows])
+            out["baseline"] = {"kind": "constant", "value_m": self.baseline.value,
+                               "source": self.baseline.source, "mean": b_mean,
+                               "mean_median_scaled": b_scaled}
+        return out
 
     def write(self, extra: Optional[dict] = None) -> Path:
         """Write ``metrics.json`` (summary + ``extra``); returns its path."""
@@ -89,15 +168,38 @@ class Evaluation:
         return path
 
 
+def resolve_baseline(text: Optional[str], samples: Sequence, min_depth: float, max_depth: float,
+                     train_median: Optional[float] = None) -> Optional[Baseline]:
+    """The :class:`Baseline` for ``--baseline text``: the given metres, else the median training
+    depth stored with the model (``train_median``), else the evaluated set's median ground truth
+    (labelled as an oracle). None for ``"none"``."""
+    kind, metres = parse_baseline(text)
+    if kind is None:
+        return None
+    if metres is not None:
+        return Baseline(metres, "given")
+    if train_median:
+        return Baseline(float(train_median), "median training depth (checkpoint)")
+    return Baseline(median_gt_depth(samples, min_depth, max_depth),
+                    "oracle: median ground truth of the evaluated set")
+
+
 def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
                    min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4,
-                   progress: bool = True, crop: Optional[str] = None) -> dict:
+                   progress: bool = True, crop: Optional[str] = None,
+                   baseline: Optional[str] = "constant") -> dict:
     """Run ``estimator`` (a ``DepthEstimator``) over dataset ``samples`` and score it.
+
+    The network's depth before its range mask (``Prediction.unmasked``) is scored, clipped to the
+    evaluation range as the protocol says; ``baseline`` is ``"constant[:METRES]"`` or ``"none"``
+    (see :func:`resolve_baseline`).
 
     Returns:
         the summary dict (also written to ``out_dir/metrics.json``).
     """
-    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop)
+    base = resolve_baseline(baseline, samples, min_depth, max_depth,
+                            getattr(estimator.spec, "train_median_depth", None))
+    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop, base)
     items: Iterable = samples
     if progress:
         from tqdm import tqdm
@@ -106,7 +208,7 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         if s.depth is None:
             continue
         pred = estimator.predict(s.rgb, s.K)
-        ev.add(s.name, pred.depth, s.depth, s.rgb)
+        ev.add(s.name, pred.depth if pred.unmasked is None else pred.unmasked, s.depth, s.rgb)
     ev.write({"model": estimator.name, "checkpoint": estimator.checkpoint})
     return ev.summary()
 
@@ -114,11 +216,13 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
 def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir: Union[str, Path],
                   pred_topic: str, gt_topic: str, image_topic: Optional[str] = None,
                   min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4,
-                  crop: Optional[str] = None) -> dict:
+                  crop: Optional[str] = None, baseline: Optional[str] = "constant") -> dict:
     """Score recorded ``pred_topic`` (32FC1) against ``gt_topic`` matched by header stamp.
 
     ``pred_bag`` and ``gt_bag`` may be the same bag. Predictions without a ground-truth frame of
-    the same stamp are counted as ``unmatched``.
+    the same stamp are counted as ``unmatched``. NaN in the recorded depth is scored as the
+    protocol says (``min_depth``); ``baseline``: ``"constant[:METRES]"`` (default: the oracle
+    median of the matched ground truth) or ``"none"``.
 
     Returns:
         the summary dict with ``matched`` / ``unmatched`` counts (also in ``metrics.json``).
@@ -130,23 +234,32 @@ def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir:
     gt_topics = [gt_topic] + ([image_topic] if image_topic else [])
     gts = read_topics_by_stamp(gt_bag, gt_topics, stamps=preds)
     stamps = sorted(s for s in preds if s in gts[gt_topic])
-    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps), crop)
+    gt_depth = {st: depth_msg_to_metres(gts[gt_topic][st]) for st in stamps}
+    base = None
+    if stamps:
+        base = resolve_baseline(baseline, [SimpleNamespace(depth=d) for d in gt_depth.values()],
+                                min_depth, max_depth)
+    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps), crop, base)
     for st in stamps:
         rgb = None
         if image_topic and st in gts[image_topic]:
             rgb = image_msg_to_rgb(gts[image_topic][st])
-        ev.add(f"t{st}", depth_msg_to_metres(preds[st]), depth_msg_to_metres(gts[gt_topic][st]), rgb)
+        ev.add(f"t{st}", depth_msg_to_metres(preds[st]), gt_depth[st], rgb)
     extra = {"pred_bag": str(pred_bag), "gt_bag": str(gt_bag), "matched": len(stamps),
              "unmatched": len(preds) - len(stamps)}
     ev.write(extra)
     return {**extra, **ev.summary()}
 
 
-def format_table(summary: dict, keys: Tuple[str, ...] = METRIC_NAMES) -> str:
-    """Markdown table of the mean metrics (metric and median-scaled rows)."""
+def format_table(summary: dict, keys: Tuple[str, ...] = METRIC_NAMES + ("coverage",)) -> str:
+    """Markdown table of the mean metrics: the model (metric and median-scaled rows) and, when
+    the summary has one, the constant baseline beside it."""
     head = "| | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
-    rows = []
-    for label, key in (("metric", "mean"), ("median-scaled", "mean_median_scaled")):
-        m = summary[key]
-        rows.append(f"| {label} | " + " | ".join(f"{m[k]:.3f}" for k in keys) + " |")
-    return head + "\n".join(rows)
+    rows = [("metric", summary["mean"]), ("median-scaled", summary["mean_median_scaled"])]
+    base = summary.get("baseline")
+    if base:
+        label = f"constant {base['value_m']:.3g} m ({base['source']})"
+        rows += [(label, base["mean"]), (label + ", median-scaled", base["mean_median_scaled"])]
+    return head + "\n".join(
+        f"| {label} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in keys) + " |"
+        for label, m in rows)

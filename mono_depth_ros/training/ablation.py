@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..core.metrics import APPENDIX_A
-from ..models import create_model, save_checkpoint
+from ..models import create_model, load_checkpoint, save_checkpoint
 from ..models.spec import output_to_metric_depth
 from ..models.valdez import SYNTHIA_CLASSES, SYNTHIA_PALETTE
 from .trainer import Pack, TrainConfig, load_pack, model_input, train, validate
@@ -52,8 +52,8 @@ def _train(name: str, train_spec: str, val_spec: str, out: Path, base: TrainConf
 
 def _run_summary(best: Path) -> dict:
     """Steps, frames seen, epochs and time of a finished run (from its ``last.pt``)."""
-    last = torch.load(best.parent / "last.pt", map_location="cpu", weights_only=False)
-    chosen = torch.load(best, map_location="cpu", weights_only=False)
+    last = load_checkpoint(best.parent / "last.pt")
+    chosen = load_checkpoint(best)
     cfg = last["config"]
     return {"model_kwargs": cfg["model_kwargs"], "steps": last["step"],
             "frames_seen": last["step"] * cfg["batch_size"],
@@ -140,7 +140,7 @@ def _ship(ckpt: Dict[str, Path], results: dict, folder: Path) -> Dict[str, str]:
               "cnn3d_up": {"gt_ohes": test["cnn3d_up"], "ssegdep_net": test["ssegdep_net"]}}
     out = {}
     for name, file in (("unet_seg", "unet_seg_synth.pt"), ("cnn3d_up", "cnn3d_up_synth.pt")):
-        ck = torch.load(ckpt[name], map_location="cpu", weights_only=False)
+        ck = load_checkpoint(ckpt[name])
         model = create_model(name, checkpoint=ckpt[name])
         extra = {k: ck[k] for k in ("config", "git_revision", "epoch", "train_frames", "val_frames")
                  if k in ck}

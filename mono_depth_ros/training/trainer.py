@@ -52,7 +52,7 @@ from ..data import open_dataset, parse_frames
 from ..core.geometry import scale_intrinsics
 from .losses import BCELoss, create_loss
 from ..core.metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
-from ..models import create_model, save_checkpoint
+from ..models import create_model, load_checkpoint, save_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
 from ..inference.estimator import normalize_images, select_device
 
@@ -167,6 +167,13 @@ class Pack:
 
     def __len__(self) -> int:
         return len(self.rgb)
+
+    def median_depth(self) -> Optional[float]:
+        """Median of the valid depth (m) of the pack, or None without depth."""
+        if self.depth is None:
+            return None
+        d = self.depth[np.isfinite(self.depth)]
+        return float(np.median(d.astype(np.float32))) if d.size else None
 
     def _rotated(self, idx: np.ndarray, rng: np.random.Generator, max_deg: float):
         from ..data.augment import rotate
@@ -364,7 +371,8 @@ def _load_data(cfg: TrainConfig, model, objective, rank: int, world: int, loss_f
         print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
               f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "
               f"{type(loss_fn).__name__}, world size {world}", flush=True)
-    spec_changes = {"train_focal": train_pack.fx_norm, "rescale_by_focal": True}
+    spec_changes = {"train_focal": train_pack.fx_norm, "rescale_by_focal": True,
+                    "train_median_depth": train_pack.median_depth()}
     if train_pack.baseline:
         spec_changes["stereo_baseline"] = train_pack.baseline
     model.spec = model.spec.replace(**spec_changes)
@@ -400,7 +408,7 @@ def _total_steps(cfg: TrainConfig, steps_per_epoch: int, measure_s_per_step: Cal
 
 def _restore(resume: str, model, opt, sched, total: int) -> tuple:
     """Load ``last.pt`` of an interrupted run; returns ``(start_epoch, best, step, history)``."""
-    ck = torch.load(resume, map_location="cpu", weights_only=False)
+    ck = load_checkpoint(resume)
     model.load_state_dict(ck["state_dict"])
     opt.load_state_dict(ck["optimizer"])
     sched.load_state_dict(ck["scheduler"])
