@@ -27,8 +27,11 @@ def test_ablation_runs_and_reports_tables(tmp_path):
                        budget_s=1.0, ship=str(tmp_path / "ship"))
     assert res["models"] == [name for _, name in DEPTH_ROWS] + ["ssegdep_net"]
     assert len(res["segmentation"]["iou"]) == 14
-    for _, m in res["depth"]:
-        assert 0.0 <= m["delta3"] <= 1.0 and m["frames"] == 2
+    rows = [m for _, m in res["depth"]]
+    for m in rows:
+        assert m["frames"] == 2 and m["abs_rel"] > 0 and m["rmse"] > 0
+        assert 0.0 <= m["delta1"] <= m["delta2"] <= m["delta3"] <= 1.0  # thresholds nest
+        assert m["coverage"] == 1.0  # every valid-GT pixel was scored
     report = (tmp_path / "report.md").read_text()
     for heading in ("Table 1", "Table 2", "Table 3", "Table 4", "SSegDep-Net (predicted OHES)"):
         assert heading in report

@@ -60,11 +60,18 @@ def test_demo_on_real_frames(tmp_path, data_dir):
     assert res.returncode == 0, out[-4000:]
     assert "frames in (published): 45" in out
     stats = json.loads((tmp_path / "demo" / "node_stats.json").read_text())
-    assert stats["counts"]["processed"] > 0
-    assert stats["counts"]["received"] + 0 <= 45
+    c = stats["counts"]
+    assert c["processed"] > 0 and c["received"] <= 45
+    # every received frame is accounted for (one may still wait in the slot at shutdown)
+    handled = c["processed"] + c["dropped"] + c["skipped"] + c["no_subscribers"]
+    assert handled <= c["received"] <= handled + 1, c
     metrics = json.loads((tmp_path / "demo" / "eval" / "metrics.json").read_text())
-    assert metrics["matched"] > 0 and metrics["frames"] == metrics["matched"]
-    assert 0 <= metrics["mean"]["delta1"] <= 1 and metrics["mean"]["abs_rel"] >= 0
+    assert c["processed"] - 1 <= metrics["matched"] <= c["processed"]  # reliable recording
+    assert metrics["frames"] == metrics["matched"]
+    # frames 0-44 are training frames of the shipped model: this checks the pipeline, not
+    # generalisation (measured here: AbsRel ~0.06, δ1 ~0.95, constant baseline δ1 ~0.3)
+    assert metrics["mean"]["abs_rel"] < 0.12 and metrics["mean"]["delta1"] > 0.85, metrics["mean"]
+    assert metrics["mean"]["delta1"] > metrics["baseline"]["mean"]["delta1"] + 0.2
     assert metrics["panels"] and all((tmp_path / "demo" / "eval").glob("panel_*.png"))
     counts = json.loads((tmp_path / "demo" / "record_counts.json").read_text())
     assert counts["/camera/depth/image"] > 0 and counts["/camera/points"] > 0
@@ -92,5 +99,5 @@ def test_dds_check_measures_delivery():
     from mono_depth_ros.tools.cli import fastdds_profile
     from mono_depth_ros.ros.dds_check import measure
     r = measure(str(fastdds_profile()), count=3, rate=5.0, kind="image")
-    assert r["kind"] == "image" and r["sent"] == 3 and 0 <= r["received"] <= 3
+    assert r["kind"] == "image" and r["sent"] == 3 and 1 <= r["received"] <= 3
     assert r["publisher_rc"] == 0

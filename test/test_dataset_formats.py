@@ -466,6 +466,17 @@ def test_bag_dataset_custom_topics(tmp_path):
         BagDataset(bag, image_topic="/nope")
 
 
+def test_bag_dataset_scales_K_to_the_image(tmp_path):
+    """camera_info for 12x8 with a 6x4 image: K is the image's (halved), not the camera_info's."""
+    bag = tmp_path / "bag"
+    K = np.array([[50.0, 0, 5.5], [0, 50, 3.5], [0, 0, 1]])
+    t0 = STAMP_ORIGIN_NS
+    with McapWriter(bag) as w:
+        w.write("/cam/camera_info", camera_info_message(K, 12, 8, t0, "cam"), INFO_TYPE, t0)
+        w.write("/cam/image_raw", image_message(_rgb_pattern(4, 6), "rgb8", t0, "cam"), IMAGE_TYPE, t0)
+    np.testing.assert_allclose(BagDataset(bag)[0].K, [[25.0, 0, 2.5], [0, 25, 1.5], [0, 0, 1]])
+
+
 # --------------------------------------------------------------------------- open_dataset
 
 def test_open_dataset_lists_every_reader(tmp_path):

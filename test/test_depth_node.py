@@ -59,6 +59,24 @@ def test_good_frame_is_processed(node):
         assert stage in lat
 
 
+def _corrupt_jpeg() -> bytes:
+    """A JPEG with bytes changed mid-scan: OpenCV would still decode a damaged picture."""
+    ok, buf = cv2.imencode(".jpg", rgb_frame())
+    data = bytearray(buf.tobytes())
+    for i in range(len(data) // 2, len(data) // 2 + 40, 7):
+        data[i] = (data[i] + 77) % 256
+    return bytes(data)
+
+
+def _png_bomb() -> bytes:
+    """A PNG header claiming 60000 x 60000 pixels (3.6 gigapixels)."""
+    import struct
+    import zlib
+    body = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(body)) + b"IHDR" + body
+            + struct.pack(">I", zlib.crc32(b"IHDR" + body)))
+
+
 def _bad_image(**fields) -> Image:
     m = make_image(header(2), rgb_frame(), "rgb8")
     for k, v in fields.items():
@@ -74,7 +92,13 @@ def _bad_image(**fields) -> Image:
     (lambda: CompressedImage(header=header(2), format="jpeg",
                              data=array.array("B", b"\xff\xd8\xff\xe0garbage" * 10)),
      "corrupt_compressed"),
-    (lambda: make_image(header(2), np.full((480, 640), np.nan, np.float32), "32FC1"), "non_finite"),
+    (lambda: make_image(header(2), np.full((480, 640), 2.0, np.float32), "32FC1"), "depth_as_camera"),
+    (lambda: make_image(header(2), np.full((480, 640), 2000, np.uint16), "16UC1"), "depth_as_camera"),
+    (lambda: CompressedImage(header=header(2), format="jpeg", data=array.array("B", _corrupt_jpeg())),
+     "corrupt_compressed"),
+    (lambda: CompressedImage(header=header(2), format="png", data=array.array("B", _png_bomb())),
+     "too_large"),
+    (lambda: make_image(header(2), rgb_frame()[:240].copy(), "rgb8"), "camera_info_size_mismatch"),
 ])
 def test_bad_image_is_skipped_and_counted(node, make_msg, reason):
     node._on_info(info(2))

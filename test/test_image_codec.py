@@ -217,13 +217,12 @@ def test_camera_encoding_rejected_as_depth():
     assert exc.value.reason == "unsupported_encoding"
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_float_to_rgb_rejected(bad):
-    depth = _sample("32FC1")
-    depth[2, 3] = bad
+@pytest.mark.parametrize("encoding", ["32FC1", "16UC1"])
+def test_depth_encodings_are_refused_as_camera_input(encoding):
+    """A depth topic remapped onto ``image`` must not run through the network as grey."""
     with pytest.raises(InvalidImage) as exc:
-        image_msg_to_rgb(_rclpy_msg(array_to_image_fields(depth, "32FC1")))
-    assert exc.value.reason == "non_finite"
+        image_msg_to_rgb(_rclpy_msg(array_to_image_fields(_sample(encoding), encoding)))
+    assert exc.value.reason == "depth_as_camera" and encoding in str(exc.value)
 
 
 # --------------------------------------------------------------------------- compressed
@@ -271,6 +270,54 @@ def test_compressed_corrupt_and_empty():
     with pytest.raises(InvalidImage) as exc:
         compressed_msg_to_rgb(_compressed(b"", "jpeg"))
     assert exc.value.reason == "empty_image"
+    with pytest.raises(InvalidImage) as exc:
+        compressed_msg_to_rgb(_compressed(b"GIF89a" + bytes(40), "gif"))
+    assert exc.value.reason == "unsupported_compressed_format"
+
+
+def _noise_jpeg(seed=0, h=120, w=160):
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return bytearray(buf.tobytes())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_jpeg_corrupted_mid_scan_is_refused(seed):
+    """Bytes changed inside the entropy-coded data: OpenCV still returns a (damaged) picture and
+    libjpeg only prints a warning; the codec counts that as corruption."""
+    data = _noise_jpeg()
+    rng = np.random.default_rng(seed)
+    for i in rng.integers(len(data) // 3, len(data) - 16, 3):
+        data[i] = (data[i] + 1 + int(rng.integers(0, 254))) % 256
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) is not None
+    with pytest.raises(InvalidImage) as exc:
+        compressed_msg_to_rgb(_compressed(bytes(data), "jpeg"))
+    assert exc.value.reason == "corrupt_compressed"
+
+
+def test_truncated_png_is_refused():
+    ok, buf = cv2.imencode(".png", _pattern(64, 64))
+    with pytest.raises(InvalidImage) as exc:
+        compressed_msg_to_rgb(_compressed(buf.tobytes()[: len(buf) // 2], "png"))
+    assert exc.value.reason == "corrupt_compressed"
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    """A tiny PNG whose header claims 100000 x 100000 pixels is refused from the header."""
+    import struct
+    import zlib
+    ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
+    chunk = lambda kind, body: (struct.pack(">I", len(body)) + kind + body  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + body)))
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+    with pytest.raises(InvalidImage) as exc:
+        compressed_msg_to_rgb(_compressed(bomb, "png"))
+    assert exc.value.reason == "too_large" and "100000x100000" in str(exc.value)
+    ok, buf = cv2.imencode(".jpg", _pattern(64, 64))
+    with pytest.raises(InvalidImage) as exc:
+        compressed_msg_to_rgb(_compressed(buf.tobytes(), "jpeg"), max_pixels=64 * 63)
+    assert exc.value.reason == "too_large"
+    assert compressed_msg_to_rgb(_compressed(buf.tobytes(), "jpeg"), max_pixels=64 * 64).shape == (64, 64, 3)
 
 
 # --------------------------------------------------------------------------- depth decoding

@@ -61,3 +61,24 @@ def test_point_cloud2_layout_xyz_only():
     np.testing.assert_allclose(pts["x"][1, 2], 4.0 * (2 - CX) / FX, rtol=1e-6)
     np.testing.assert_allclose(pts["y"][1, 2], 4.0 * (1 - CY) / FY, rtol=1e-6)
     np.testing.assert_array_equal(pts["z"], 4.0)
+
+
+def test_depth_camera_info_describes_the_published_image():
+    """Distorted, binned ROI camera: depth/camera_info carries the rectified K, D zero, R
+    identity, binning 0 and an empty ROI, so image_geometry consumers do not apply them twice."""
+    from sensor_msgs.msg import CameraInfo
+
+    from mono_depth_ros.core.camera import camera_model
+    from mono_depth_ros.ros.conversions import depth_camera_info
+    ci = CameraInfo(width=1000, height=800, distortion_model="plumb_bob",
+                    d=[-0.2, 0.05, 0.0, 0.0, 0.0], binning_x=2, binning_y=2)
+    ci.k = [500.0, 0.0, 500.0, 0.0, 500.0, 400.0, 0.0, 0.0, 1.0]
+    ci.p = [480.0, 0.0, 500.0, 0.0, 0.0, 480.0, 400.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ci.roi.x_offset, ci.roi.y_offset, ci.roi.width, ci.roi.height = 100, 80, 400, 320
+    out = depth_camera_info(camera_model(ci, 200, 160), Header(frame_id="cam"))
+    assert (out.width, out.height, out.header.frame_id) == (200, 160, "cam")
+    np.testing.assert_allclose(out.k, [240, 0, 200, 0, 240, 160, 0, 0, 1])
+    np.testing.assert_allclose(out.p, [240, 0, 200, 0, 0, 240, 160, 0, 0, 0, 1, 0])
+    assert list(out.d) == [0.0] * 5 and out.binning_x == 0 and out.binning_y == 0
+    assert out.roi.width == 0 and out.roi.height == 0
+    np.testing.assert_allclose(out.r, np.eye(3).ravel())

@@ -43,9 +43,13 @@ def test_shipped_pair_segments_and_ranges_a_held_out_street(estimator, frame):
     cm = ConfusionMatrix(len(SYNTHIA_CLASSES))
     cm.update(pred.labels, frame["labels"])
     iou = dict(zip(SYNTHIA_CLASSES, cm.iou()))
-    # the large classes the obstacle cloud relies on (test set: 0.99 / 0.99 / 0.92 / 0.95)
-    for cls in ("Sky", "Road", "Sidewalk", "Building"):
-        assert iou[cls] > 0.8, iou
+    # the large classes the obstacle cloud relies on; measured on this frame (torch 2.14.1, CPU):
+    # 0.991 / 0.990 / 0.931 / 0.976 - thresholds a little below, so a regression shows
+    expected = {"Sky": 0.991, "Road": 0.990, "Sidewalk": 0.931, "Building": 0.976}
+    for cls, value in expected.items():
+        assert iou[cls] > value - 0.02, iou
     gt = np.where(frame["labels"] == SYNTHIA_CLASSES.index("Sky"), np.nan, frame["depth"])
-    m = compute_depth_metrics(pred.depth, gt, 0.5, 80.0)
-    assert m["abs_rel"] < 0.5 and m["delta3"] > 0.85, m  # test set: AbsRel 0.24, σ3 0.97
+    m = compute_depth_metrics(pred.unmasked, gt, 0.5, 80.0)  # every non-sky pixel scored
+    # measured: AbsRel 0.2155, δ1 0.652, σ3 0.986, coverage 0.9986
+    assert m["abs_rel"] < 0.23 and m["delta1"] > 0.63 and m["delta3"] > 0.98, m
+    assert m["coverage"] > 0.99, m

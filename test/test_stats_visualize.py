@@ -157,3 +157,30 @@ def test_error_panel_shape_and_tiles():
                                   np.broadcast_to(err_colour, (10 * 100, 3)))
     auto = error_panel(rgb, gt, pred)  # automatic range
     assert auto.shape == (h, 4 * w, 3)
+
+
+def test_summary_line_reads_the_counters_under_the_lock():
+    """The status timer formats while the worker thread counts: every read of the counters
+    happens with the lock held (a dict iterated while another thread adds a reason raises, and
+    counts read apart disagree)."""
+    from collections import Counter
+
+    from mono_depth_ros.core.stats import PipelineStats
+    stats = PipelineStats()
+
+    class Guarded(Counter):
+        def items(self):
+            assert stats._lock.locked(), "counter read without the lock"
+            return super().items()
+
+        def __iter__(self):
+            assert stats._lock.locked(), "counter read without the lock"
+            return super().__iter__()
+
+    stats.skipped = Guarded()
+    stats.counts = Guarded()
+    stats.skip("bad_step")
+    stats.count("received", 3)
+    line = stats.summary_line()
+    assert "received=3" in line and "skipped=1" in line and "bad_step=1" in line
+    assert stats.snapshot()["skipped"] == {"bad_step": 1}

@@ -82,7 +82,14 @@ def test_self_supervised_stereo_step_on_real_kitti_pair(tmp_path, data_dir):
     assert ckpt["model"] == "siamese_convlstm"
     # the baseline learnt from the calibration replaces the spec's nominal one
     assert abs(ckpt["spec"]["stereo_baseline"] - 0.5327) < 1e-3
-    assert np.isfinite(ckpt["metrics"]["abs_rel"])  # scored as depth against the annotation
+    # scored as depth against the annotation, through the disparity -> depth conversion: the
+    # stored number is what validating the saved model gives again
+    from mono_depth_ros.training.trainer import load_pack, validate
+    model = create_model("siamese_convlstm", checkpoint=best)
+    again = validate(model, load_pack(str(kitti), model.spec.input_size, stereo=True),
+                     torch.device("cpu"))
+    assert ckpt["metrics"]["abs_rel"] > 0
+    assert again["abs_rel"] == pytest.approx(ckpt["metrics"]["abs_rel"], rel=1e-4)
 
 
 def test_rotation_augmentation_keeps_geometry():
@@ -130,3 +137,20 @@ def test_training_pack_round_trip(tmp_path, data_dir):
     got = pack[0].depth
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert np.nanmax(np.abs(got - want)) <= 0.0005 + 1e-6
+
+
+def test_pack_marks_depth_beyond_the_format_invalid(tmp_path):
+    """80 m (a KITTI far point) does not fit uint16 millimetres: stored invalid, not 65.535 m."""
+    from types import SimpleNamespace
+
+    from mono_depth_ros.data import open_dataset
+    from mono_depth_ros.data.pack import write_pack
+    depth = np.full((8, 8), 5.0, np.float32)
+    depth[0, :4] = 80.0
+    depth[1, 0] = np.nan
+    s = SimpleNamespace(rgb=np.zeros((8, 8, 3), np.uint8), depth=depth, name="f0",
+                        K=np.array([[8.0, 0, 3.5], [0, 8.0, 3.5], [0, 0, 1]]))
+    write_pack([s], tmp_path / "p", (8, 8))
+    got = open_dataset(tmp_path / "p")[0].depth
+    assert np.isnan(got[0, :4]).all() and np.isnan(got[1, 0])
+    np.testing.assert_allclose(got[2:], 5.0)

@@ -34,15 +34,20 @@ def intrinsics_from_camera_info(k: Sequence[float], width: int, height: int) -> 
 
     Raises:
         InvalidCameraInfo: ``zero_size`` for a zero-sized camera_info, ``zero_intrinsics``
-            when fx/fy are not positive and finite (an uncalibrated, all-zero camera_info).
+            when fx/fy are not positive and finite (an uncalibrated, all-zero camera_info),
+            ``nonfinite_intrinsics`` when another entry (cx, cy, ...) is NaN or infinite.
     """
     if int(width) <= 0 or int(height) <= 0:
         raise InvalidCameraInfo("zero_size", f"camera_info size {width}x{height}")
     K = np.asarray(k, dtype=np.float64).reshape(3, 3)
     fx, fy = K[0, 0], K[1, 1]
-    if not (np.isfinite(K).all() and fx > 0 and fy > 0):
+    if not (np.isfinite(fx) and np.isfinite(fy) and fx > 0 and fy > 0):
         raise InvalidCameraInfo("zero_intrinsics",
                                 f"camera_info K has fx={fx}, fy={fy}: uncalibrated or corrupt")
+    if not np.isfinite(K).all():
+        names = ("fx", "skew", "cx", "k10", "fy", "cy", "k20", "k21", "k22")
+        bad = [f"{n}={v}" for n, v in zip(names, K.ravel()) if not np.isfinite(v)]
+        raise InvalidCameraInfo("nonfinite_intrinsics", f"camera_info K has {', '.join(bad)}")
     return K
 
 

@@ -18,6 +18,7 @@ from typing import Any, Tuple
 
 import cv2
 import numpy as np
+import simplejpeg
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 
 #: Camera encodings the depth node accepts.
@@ -85,16 +86,20 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
 
     mono8 is replicated to three channels; mono16 (e.g. an IR or 16-bit grey camera) is
     stretched from its own 0.5-99.5 percentile range to 8 bits, since a fixed /257 would leave
-    typical 10-12 bit sensors almost black.
+    typical 10-12 bit sensors almost black. Depth encodings (32FC1, 16UC1) are refused: a depth
+    map is not a camera image, and the network would turn it into nonsense.
 
     Raises:
-        InvalidImage: as :func:`image_msg_to_array`, or ``non_finite`` for depth-like float
-            inputs containing NaN/inf.
+        InvalidImage: as :func:`image_msg_to_array`; ``depth_as_camera`` for a depth encoding.
     """
-    img = image_msg_to_array(msg, INPUT_ENCODINGS + DEPTH_ENCODINGS)
+    if msg.encoding in DEPTH_ENCODINGS:
+        raise InvalidImage("depth_as_camera",
+                           f"encoding {msg.encoding} is depth, not a camera image (expected one of "
+                           f"{', '.join(INPUT_ENCODINGS)}); is the image topic remapped to a depth topic?")
+    img = image_msg_to_array(msg, INPUT_ENCODINGS)
     enc = msg.encoding
-    if enc in ("mono16",) + DEPTH_ENCODINGS:
-        return _stretch_to_rgb(img, enc)
+    if enc == "mono16":
+        return _stretch_to_rgb(img)
     try:
         out = convert_color(img, enc, "rgb8")
     except ImageError as exc:  # pragma: no cover - all INPUT_ENCODINGS convert
@@ -102,20 +107,66 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def compressed_msg_to_rgb(msg: Any) -> np.ndarray:
-    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png) into ``H x W x 3`` uint8 RGB.
+#: Default decoded-size limit of compressed images (pixels): 8K UHD. A few hundred bytes of
+#: PNG can claim gigapixels; the header is checked before anything is allocated.
+MAX_DECODED_PIXELS = 7680 * 4320
+
+
+def compressed_size(buf: np.ndarray) -> Tuple[str, int, int]:
+    """``(format, width, height)`` read from a JPEG or PNG header without decoding pixels.
 
     Raises:
-        InvalidImage: ``empty_image`` for no data, ``corrupt_compressed`` when OpenCV cannot
-            decode it.
+        InvalidImage: ``unsupported_compressed_format`` (neither JPEG nor PNG),
+            ``corrupt_compressed`` (unreadable header).
+    """
+    data = bytes(buf[:64])
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise InvalidImage("corrupt_compressed", "PNG without an IHDR header")
+        return "png", int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        try:
+            h, w, _, _ = simplejpeg.decode_jpeg_header(buf)
+        except ValueError as exc:
+            raise InvalidImage("corrupt_compressed", f"JPEG header: {exc}") from exc
+        return "jpeg", int(w), int(h)
+    raise InvalidImage("unsupported_compressed_format",
+                       f"data is neither JPEG nor PNG (starts with {data[:4].hex()})")
+
+
+def compressed_msg_to_rgb(msg: Any, max_pixels: int = MAX_DECODED_PIXELS) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` (jpeg/png) into ``H x W x 3`` uint8 RGB.
+
+    JPEG is decoded by libjpeg-turbo through ``simplejpeg`` in strict mode, so the warnings
+    libjpeg only prints (``Corrupt JPEG data: ...``, data corrupted mid-scan that still decodes
+    to a damaged picture) count as corruption; PNG by OpenCV, whose libpng checks CRCs.
+
+    Args:
+        max_pixels: refuse images whose header claims more pixels (decompression bombs).
+
+    Raises:
+        InvalidImage: ``empty_image`` for no data; ``unsupported_compressed_format``;
+            ``too_large`` when the header exceeds ``max_pixels``; ``corrupt_compressed`` when
+            the data cannot be decoded cleanly.
     """
     buf = _as_uint8(msg.data)
     if buf.size == 0:
         raise InvalidImage("empty_image", "compressed image has no data")
+    fmt, w, h = compressed_size(buf)
+    if w <= 0 or h <= 0:
+        raise InvalidImage("corrupt_compressed", f"{fmt} header claims {w}x{h}")
+    if w * h > max_pixels:
+        raise InvalidImage("too_large", f"{fmt} header claims {w}x{h} = {w * h} pixels "
+                           f"(limit {max_pixels})")
+    if fmt == "jpeg":
+        try:
+            return simplejpeg.decode_jpeg(buf, colorspace="RGB", strict=True)
+        except ValueError as exc:
+            raise InvalidImage("corrupt_compressed", f"JPEG: {exc}") from exc
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
+    if img is None or img.shape[:2] != (h, w):
         raise InvalidImage("corrupt_compressed",
-                           f"could not decode {buf.size} bytes of format {getattr(msg, 'format', '?')!r}")
+                           f"could not decode {buf.size} bytes of PNG ({w}x{h} claimed)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -167,11 +218,8 @@ def _as_uint8(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
-def _stretch_to_rgb(img: np.ndarray, enc: str) -> np.ndarray:
+def _stretch_to_rgb(img: np.ndarray) -> np.ndarray:
     vals = img.astype(np.float32)
-    if enc == "32FC1" and not np.isfinite(vals).all():
-        bad = int((~np.isfinite(vals)).sum())
-        raise InvalidImage("non_finite", f"{enc} input has {bad} NaN/inf pixels; not a camera image")
     lo, hi = np.percentile(vals, (0.5, 99.5))
     scale = 255.0 / max(float(hi - lo), 1e-6)
     grey = np.clip((vals - lo) * scale, 0, 255).astype(np.uint8)

@@ -22,6 +22,11 @@ class PipelineStats:
         self.skipped: Counter = Counter()  # reason -> frames skipped for bad input
         self._lat: Dict[str, Deque[float]] = defaultdict(lambda: deque(maxlen=window))
 
+    def snapshot(self) -> Dict[str, dict]:
+        """``{"counts": {...}, "skipped": {...}}`` copied under the lock."""
+        with self._lock:
+            return {"counts": dict(self.counts), "skipped": dict(self.skipped)}
+
     def count(self, key: str, n: int = 1) -> None:
         """Increment counter ``key`` (e.g. ``received``, ``processed``, ``dropped``)."""
         with self._lock:
@@ -48,12 +53,14 @@ class PipelineStats:
                     for k in keys if self._lat.get(k)}
 
     def summary_line(self) -> str:
-        """One log line: counts, skip reasons and p50/p95 per stage."""
-        c = self.counts
+        """One log line: counts, skip reasons and p50/p95 per stage (a consistent snapshot: the
+        worker thread may be counting while the timer thread formats)."""
+        with self._lock:
+            c, skipped = Counter(self.counts), dict(self.skipped)
         parts = [f"received={c['received']} processed={c['processed']} dropped={c['dropped']} "
                  f"skipped={c['skipped']}"]
-        if self.skipped:
-            parts.append("(" + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items())) + ")")
+        if skipped:
+            parts.append("(" + ", ".join(f"{k}={v}" for k, v in sorted(skipped.items())) + ")")
         for k, p in self.percentiles().items():
             parts.append(f"{k}={p['p50']:.1f}/{p['p95']:.1f}ms")
         return " ".join(parts) + " [p50/p95]"

@@ -22,6 +22,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ..core.camera import camera_model
+from ..core.geometry import InvalidCameraInfo
 from ..core.image_codec import InvalidImage, compressed_msg_to_rgb, depth_msg_to_metres, image_msg_to_rgb
 from . import bag as bagio
 from .datasets import DatasetError, Sample, _Frames
@@ -147,7 +149,10 @@ class BagDataset(_Frames):
         if self.info_topic is not None and len(self._info_stamps):
             j = int(np.argmin(np.abs(self._info_stamps - stamp)))
             info = self._fetch(reader, self.info_topic, int(self._info_stamps[j]))
-            K = np.asarray(info.k, np.float64).reshape(3, 3).copy()
+            try:  # binning, ROI and a rescaled image as image_geometry reads them
+                K = camera_model(info, rgb.shape[1], rgb.shape[0]).K.copy()
+            except InvalidCameraInfo as exc:
+                raise DatasetError(f"{self.info_topic} at {stamp}: {exc}") from exc
         elif self.default_K is not None:
             K = self.default_K.copy()
         else:

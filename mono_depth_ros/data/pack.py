@@ -23,7 +23,8 @@ def write_pack(samples: Iterable, out: Union[str, Path], size: Tuple[int, int],
     """Write ``samples`` resized to ``size = (h, w)`` as a generic image/depth folder.
 
     RGB is area-resized and JPEG-encoded; depth is nearest-neighbour resized (holes stay holes),
-    stored as uint16 millimetres (0 = invalid, values clipped to 65.535 m).
+    stored as uint16 millimetres with 0 = invalid. Depth the format cannot hold (beyond 65.534 m:
+    KITTI's far points, SYNTHIA's sky) is stored as invalid, never as a wrong valid value.
 
     Returns:
         ``{"frames": n, "bytes": total size, "path": str}``.
@@ -49,7 +50,9 @@ def write_pack(samples: Iterable, out: Union[str, Path], size: Tuple[int, int],
                     [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
         if s.depth is not None:
             d = cv2.resize(s.depth, (w, h), interpolation=cv2.INTER_NEAREST)
-            mm = np.where(np.isfinite(d), np.clip(d * 1000.0, 0, 65535), 0).round().astype(np.uint16)
+            mm = np.round(np.where(np.isfinite(d), d * 1000.0, 0.0))
+            mm[(mm < 1) | (mm > 65534)] = 0  # out of the format's range: invalid, not clipped
+            mm = mm.astype(np.uint16)
             cv2.imwrite(str(out / "depth" / f"{s.name}.png"), mm)
         n += 1
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

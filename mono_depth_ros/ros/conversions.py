@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import array
 import importlib
+import sys
+
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 
-from ..core.geometry import OrganizedCloud, scale_intrinsics
+from ..core.camera import CameraModel, output_camera_info
+from ..core.geometry import OrganizedCloud
 from ..core.image_codec import array_to_image_fields
 
 
@@ -41,34 +44,21 @@ def make_cloud(header, cloud: OrganizedCloud) -> PointCloud2:
     msg.height, msg.width = cloud.height, cloud.width
     msg.fields = [PointField(name=f.name, offset=f.offset, datatype=f.datatype, count=f.count)
                   for f in cloud.fields]
-    msg.is_bigendian = False
+    msg.is_bigendian = sys.byteorder == "big"  # the cloud buffer is native-endian float32
     msg.point_step, msg.row_step = cloud.point_step, cloud.row_step
     msg.is_dense = cloud.is_dense
     msg.data = byte_array(cloud.data)
     return msg
 
 
-def depth_camera_info(info: CameraInfo, header, width: int, height: int) -> CameraInfo:
-    """Camera info for a depth image of ``width x height`` derived from the input's ``info``.
-
-    ``K`` and ``P`` are rescaled when the size differs from ``info``'s (e.g. a camera_info for
-    the full sensor with a binned image); the header is the image's, unchanged.
-    """
+def depth_camera_info(cam: CameraModel, header) -> CameraInfo:
+    """``sensor_msgs/CameraInfo`` describing exactly the published depth image of camera ``cam``
+    (:func:`mono_depth_ros.core.camera.output_camera_info`: its size and K, D zero, R identity,
+    no binning, empty ROI); the header is the image's, unchanged."""
     out = CameraInfo()
     out.header = header
-    out.width, out.height = int(width), int(height)
-    out.distortion_model = info.distortion_model
-    out.d = list(info.d)
-    out.r = list(info.r)
-    K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-    P = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
-    if (info.width, info.height) != (width, height) and info.width and info.height:
-        sx, sy = width / info.width, height / info.height
-        K, P = scale_intrinsics(K, sx, sy), scale_intrinsics(P, sx, sy)
-    out.k = K.reshape(9).tolist()
-    out.p = P.reshape(12).tolist()
-    out.binning_x, out.binning_y = info.binning_x, info.binning_y
-    out.roi = info.roi
+    for name, value in output_camera_info(cam).items():
+        setattr(out, name, value)
     return out
 
 

@@ -31,8 +31,10 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from ..core.geometry import InvalidCameraInfo, intrinsics_from_camera_info, scale_intrinsics
-from ..core.image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
+from ..core.camera import Rectifier, camera_model
+from ..core.geometry import InvalidCameraInfo
+from ..core.image_codec import (MAX_DECODED_PIXELS, InvalidImage, compressed_msg_to_rgb,
+                                image_msg_to_rgb)
 from ..core.pipeline import FramePipeline, PipelineConfig
 from ..core.stats import PipelineStats
 from ..inference.estimator import DepthEstimator
@@ -65,6 +67,8 @@ PARAMETERS = {
     "max_depth": (0.0, "maximum valid depth in m (0 = model default)"),
     "stateful": (False, "keep recurrent state across frames (siamese_convlstm)"),
     "use_compressed": (False, "subscribe image/compressed instead of image"),
+    "max_image_pixels": (MAX_DECODED_PIXELS, "compressed images whose header claims more pixels "
+                         "are skipped (decompression bombs)"),
     "camera_info_fallback_latest": (True, "no camera_info with the image stamp: use the newest"),
     "input_reliability": ("best_effort", "QoS reliability of inputs: best_effort or reliable"),
     "input_depth": (1, "QoS history depth of inputs"),
@@ -99,6 +103,7 @@ class DepthNode(Node):
         self._running = True
 
         self.pipeline = FramePipeline(self._make_estimator(), self._pipeline_config())
+        self._rectifier = Rectifier()
 
         qin = qos_profile(self.p("input_reliability"), self.p("input_depth"))
         qout = qos_profile(self.p("output_reliability"), self.p("output_depth"))
@@ -255,7 +260,8 @@ class DepthNode(Node):
             return False
         t0 = time.perf_counter()
         try:
-            rgb = compressed_msg_to_rgb(msg) if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg)
+            rgb = (compressed_msg_to_rgb(msg, self.p("max_image_pixels"))
+                   if isinstance(msg, CompressedImage) else image_msg_to_rgb(msg))
         except InvalidImage as exc:
             self._warn_skip(exc.reason, str(exc))
             return False
@@ -265,14 +271,15 @@ class DepthNode(Node):
             self._warn_skip("missing_camera_info", "no camera_info received yet")
             return False
         try:
-            K = intrinsics_from_camera_info(info.k, info.width, info.height)
+            cam = camera_model(info, w, h)  # binning, ROI and size as image_geometry reads them
         except InvalidCameraInfo as exc:
             self._warn_skip(exc.reason, str(exc))
             return False
-        if (info.width, info.height) != (w, h):
-            K = scale_intrinsics(K, w / info.width, h / info.height)
+        for reason, text in cam.warnings:
+            self._warn(reason, text)
+        rgb = self._rectifier.rectify(rgb, cam)  # lens distortion removed before inference
         t1 = time.perf_counter()
-        res = self.pipeline.process(rgb, K, wanted & set(OUTPUT_TOPICS))
+        res = self.pipeline.process(rgb, cam.output_K, wanted & set(OUTPUT_TOPICS))
         for reason, text in res.warnings:
             self._warn(reason, text)
         t2 = time.perf_counter()
@@ -283,7 +290,7 @@ class DepthNode(Node):
                 pub.publish(make_image(header, value, OUTPUT_ENCODINGS[name]) if name in OUTPUT_ENCODINGS
                             else make_cloud(header, value))
         if "info" in wanted:
-            self.pub_info.publish(depth_camera_info(info, header, w, h))
+            self.pub_info.publish(depth_camera_info(cam, header))
         timings = {"decode": 1e3 * (t1 - t0), **res.timings, "publish": 1e3 * (time.perf_counter() - t2),
                    "total": 1e3 * (time.perf_counter() - t0)}
         if received_at is not None:
@@ -298,10 +305,11 @@ class DepthNode(Node):
     def write_stats(self, path: str) -> None:
         """Write counters, skip reasons and latency percentiles as JSON to ``path``."""
         with open(path, "w") as f:
+            snap = self.stats.snapshot()
             json.dump({"model": self.estimator.name, "device": str(self.estimator.device),
-                       "counts": {k: self.stats.counts[k] for k in
+                       "counts": {k: snap["counts"].get(k, 0) for k in
                                   ("received", "processed", "dropped", "skipped", "no_subscribers")},
-                       "skipped": dict(self.stats.skipped),
+                       "skipped": snap["skipped"],
                        "latency_ms": self.stats.percentiles()}, f, indent=2)
 
     def destroy_node(self):
