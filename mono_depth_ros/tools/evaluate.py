@@ -260,6 +260,7 @@ def format_table(summary: dict, keys: Tuple[str, ...] = METRIC_NAMES + ("coverag
     if base:
         label = f"constant {base['value_m']:.3g} m ({base['source']})"
         rows += [(label, base["mean"]), (label + ", median-scaled", base["mean_median_scaled"])]
-    return head + "\n".join(
-        f"| {label} | " + " | ".join(f"{m.get(k, float('nan')):.3f}" for k in keys) + " |"
-        for label, m in rows)
+    # "-": not defined for the row (coverage of a median-scaled row, R² of constant GT)
+    cell = lambda m, k: f"{m[k]:.3f}" if np.isfinite(m.get(k, np.nan)) else "-"  # noqa: E731
+    return head + "\n".join(f"| {label} | " + " | ".join(cell(m, k) for k in keys) + " |"
+                             for label, m in rows)
