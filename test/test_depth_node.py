@@ -85,17 +85,34 @@ def test_bad_image_is_skipped_and_counted(node, make_msg, reason):
 
 def test_all_zero_camera_info_is_skipped(node):
     node._on_info(info(3, k=[0.0] * 9))
-    node.set_parameters([Parameter("camera_info_fallback_latest", value=False)])
+    before = node.stats.skipped["zero_intrinsics"]
+    assert node.process_frame(make_image(header(3), rgb_frame(), "rgb8"), ALL) is False
+    assert node.stats.skipped["zero_intrinsics"] == before + 1
+
+
+def test_camera_info_pairing_exact_then_newest_within_max_age(node):
+    """Exact stamp first; else the newest camera_info within camera_info_max_age of the image;
+    else the frame is skipped as stale (counted)."""
+    node._on_info(info(20))
+    assert node.p("camera_info_max_age") == 0.5
+    late = header(20)
+    late.stamp.nanosec = 400_000_000  # 0.4 s after the newest camera_info
+    assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL)
+    late.stamp.nanosec = 600_000_000  # 0.6 s: too old
+    before = node.stats.skipped["stale_camera_info"]
+    assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL) is False
+    assert node.stats.skipped["stale_camera_info"] == before + 1
+    # exact stamps only
+    assert node.set_parameters([Parameter("camera_info_max_age", value=0.0)])[0].successful
     try:
-        before = node.stats.skipped["zero_intrinsics"]
-        assert node.process_frame(make_image(header(3), rgb_frame(), "rgb8"), ALL) is False
-        assert node.stats.skipped["zero_intrinsics"] == before + 1
-        # no camera_info with this stamp and no fallback: missing
-        before = node.stats.skipped["missing_camera_info"]
-        assert node.process_frame(make_image(header(99), rgb_frame(), "rgb8"), ALL) is False
-        assert node.stats.skipped["missing_camera_info"] == before + 1
+        late.stamp.nanosec = 5  # header(20) + 0 s: exact
+        assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL)
+        late.stamp.nanosec = 1000
+        before = node.stats.skipped["stale_camera_info"]
+        assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL) is False
+        assert node.stats.skipped["stale_camera_info"] == before + 1
     finally:
-        node.set_parameters([Parameter("camera_info_fallback_latest", value=True)])
+        node.set_parameters([Parameter("camera_info_max_age", value=0.5)])
 
 
 def test_camera_info_of_same_stamp_is_preferred(node):

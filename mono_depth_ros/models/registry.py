@@ -101,7 +101,8 @@ def create_model(
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # data, never code: a file from a parameter must not be able to run anything
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
         if ckpt.get("model") != name:
             raise ValueError(f"checkpoint {path} holds model {ckpt.get('model')!r}, not {name!r}")
         kwargs = {**ckpt.get("model_kwargs", {}), **overrides}

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ..core.dds_env import DDS_VARIABLES
+
 IMAGE = "/camera/image_raw"
 INFO = "/camera/camera_info"
 GT = "/camera/depth/ground_truth"
@@ -116,8 +118,8 @@ def run_demo(args) -> int:
                 "-p", "output_reliability:=reliable", "-p", "output_depth:=5"]
     if args.checkpoint:
         node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
-    print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} FASTDDS_DEFAULT_PROFILES_FILE="
-          f"{env['FASTDDS_DEFAULT_PROFILES_FILE']}", flush=True)
+    dds = " ".join(f"{k}={env[k]}" for k in (*DDS_VARIABLES, "RMW_IMPLEMENTATION") if env.get(k))
+    print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} {dds or 'Fast DDS defaults'}", flush=True)
     node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
     rec = subprocess.Popen([py, "-m", "mono_depth_ros.ros.bag_recorder", str(rec_bag),
                             *[f"{t}:{m}" for t, m in RECORDED.items()],
