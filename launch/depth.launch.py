@@ -1,7 +1,8 @@
 """Launch depth_node (and optionally RViz) for one monocular camera.
 
     ros2 launch mono_depth_ros depth.launch.py camera:=camera rviz:=true
-    ros2 launch mono_depth_ros depth.launch.py params_file:=my.yaml lifecycle:=true namespace:=robot1
+    ros2 launch mono_depth_ros depth.launch.py params_file:=my.yaml lifecycle:=true \
+        namespace:=robot1
 
 The node runs in ``<namespace>/<camera>`` and subscribes ``image_raw`` and ``camera_info``
 there; it publishes ``depth/image``, ``depth/camera_info``, ``depth/colored`` and ``points``

@@ -169,7 +169,8 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("name, value, words", REFUSED, ids=[f"{n}={v}" for n, v, _ in REFUSED])
-def test_invalid_parameter_is_refused_and_nothing_changes(node, bad_checkpoints, name, value, words):
+def test_invalid_parameter_is_refused_and_nothing_changes(node, bad_checkpoints, name, value,
+                                                         words):
     if isinstance(value, str) and value.startswith("@"):
         value = bad_checkpoints[value[1:]]
     before, est = node.p(name), node.estimator

@@ -63,7 +63,8 @@ def test_launch_files_declare_documented_arguments(path):
     args = _arguments(path)
     assert all(desc for _, desc in args.values())
     assert len(_calls(ast.parse(path.read_text()), "DeclareLaunchArgument")) == 1  # from the table
-    wanted = DOCUMENTED_ARGS if path == LAUNCH else DOCUMENTED_ARGS - {"camera", "rviz"} | {"cameras"}
+    wanted = DOCUMENTED_ARGS if path == LAUNCH else (DOCUMENTED_ARGS - {"camera", "rviz"}
+                                                     | {"cameras"})
     assert wanted <= set(args)
     # overriding arguments default to empty: the params file wins unless they are given
     for name in ("model", "device", "use_sim_time"):
@@ -189,7 +190,8 @@ def test_launch_never_overrides_a_users_dds_setting(monkeypatch):
     def env_actions(environment, **given):
         return {a.args[0]: a.args[1] for a in _run_launch(monkeypatch, LAUNCH, given, environment)
                 if type(a).__name__ == "SetEnvironmentVariable"}
-    assert env_actions({}) == {"FASTDDS_DEFAULT_PROFILES_FILE": str(ROOT / "config" / "fastdds.xml")}
+    shipped = str(ROOT / "config" / "fastdds.xml")
+    assert env_actions({}) == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}
     assert env_actions({}, use_fastdds_profile="false") == {}
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS"):
         assert env_actions({var: "x"}) == {}
@@ -197,8 +199,10 @@ def test_launch_never_overrides_a_users_dds_setting(monkeypatch):
 
 
 def test_multi_camera_launch_includes_one_node_per_camera(monkeypatch):
-    actions = _run_launch(monkeypatch, MULTI, {"cameras": "front, rear ,left", "model": "fastdepth"})
-    assert [dict(a.kwargs["launch_arguments"])["camera"] for a in actions] == ["front", "rear", "left"]
+    actions = _run_launch(monkeypatch, MULTI, {"cameras": "front, rear ,left",
+                                               "model": "fastdepth"})
+    cameras = [dict(a.kwargs["launch_arguments"])["camera"] for a in actions]
+    assert cameras == ["front", "rear", "left"]
     for a in actions:
         args = dict(a.kwargs["launch_arguments"])
         assert args["model"] == "fastdepth" and args["device"] == "" and args["rviz"] == "false"

@@ -31,16 +31,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ..core.dds_env import profile_path, ros_env as dds_ros_env
+from ..core.dds_env import ros_env as dds_ros_env
 from ..core.paths import package_share_dir
 from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
 
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
-
-
-def fastdds_profile() -> Path:
-    """The shipped Fast DDS profile (``config/fastdds.xml``)."""
-    return Path(profile_path())
 
 
 def ros_env(base: Optional[dict] = None) -> dict:
@@ -160,11 +155,15 @@ def cmd_bench(args) -> int:
 def cmd_dds_check(args) -> int:
     from ..core.dds_env import SETUPS, setup_variables
     from ..ros.dds_check import measure
-    for name in [*args.setups, *([args.sub_setup] if args.sub_setup else [])]:
-        setup_variables(name)  # unknown names fail before minutes of measuring
+    try:  # unknown names fail before minutes of measuring
+        for name in [*args.setups, *([args.sub_setup] if args.sub_setup else [])]:
+            setup_variables(name)
+    except KeyError as exc:
+        print(f"dds-check: {exc.args[0]}", file=sys.stderr)
+        return 2
     rows = []
-    print("| publisher setup | subscriber setup | message | QoS | received |\n|---|---|---|---|---|",
-          flush=True)
+    print("| publisher setup | subscriber setup | message | QoS | received |", flush=True)
+    print("|---|---|---|---|---|", flush=True)
     for setup in args.setups:
         for kind in args.kinds:
             for rel in args.reliability:

@@ -1,6 +1,7 @@
 """The end-to-end demo: real camera frames through depth_node over DDS, recorded and scored.
 
-Steps (each a separate OS process talking over Fast DDS with the shipped profile, as on a robot):
+Steps (each a separate OS process talking over Fast DDS with the shipped setup unless the user
+chose one, as on a robot):
 
 1. the input bag: ``make-bag`` of the dataset folder (cached in ``OUT/input_bag``), or ``--input``
    when it is already a bag;
@@ -113,9 +114,9 @@ def run_demo(args) -> int:
                 "-r", "image:=image_raw", "-p", f"model:={args.model}",
                 "-p", f"device:={args.device}", "-p", f"cloud_decimation:={args.cloud_decimation}",
                 "-p", f"stats_file:={node_stats}", "-p", "stats_period:=5.0",
-                # outputs reliable so the recording holds every frame the node processed (the
-                # input stays best effort, as from a camera driver)
-                "-p", "output_reliability:=reliable", "-p", "output_depth:=5"]
+                # outputs are reliable (the default) and keep 5, so the recording holds every
+                # frame the node processed; the input stays best effort, as from a camera driver
+                "-p", "output_depth:=5"]
     if args.checkpoint:
         node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
     dds = " ".join(f"{k}={env[k]}" for k in (*DDS_VARIABLES, "RMW_IMPLEMENTATION") if env.get(k))
