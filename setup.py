@@ -26,6 +26,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_node = mono_depth_ros.ros.depth_node:main",
+            "depth_lifecycle_node = mono_depth_ros.ros.depth_node:main_lifecycle",
             "bag_player = mono_depth_ros.ros.bag_player:main",
             "bag_recorder = mono_depth_ros.ros.bag_recorder:main",
             "mono-depth-ros = mono_depth_ros.tools.cli:main",

@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from mono_depth_ros.core.dds_env import DDS_VARIABLES, SHIPPED_SETUP, setup_variables
 from mono_depth_ros.tools.demo import stop_process  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE = ROOT / "config" / "fastdds.xml"
 
 
 def isolated_ros_env(log_dir: Path) -> dict:
-    """Environment for a ROS test: localhost discovery, a random domain, the Fast DDS profile
-    and a temporary log dir, so parallel runs and other graphs never meet."""
-    env = dict(os.environ)
+    """Environment for a ROS test: localhost discovery, a random domain, the shipped DDS setup
+    (whatever the caller's environment chose: the tests check what the project ships) and a
+    temporary log dir, so parallel runs and other graphs never meet."""
+    env = {k: v for k, v in os.environ.items() if k not in DDS_VARIABLES}
+    env.update(setup_variables(SHIPPED_SETUP))
     env.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                ROS_DOMAIN_ID=str(random.randint(1, 101)),
-               FASTDDS_DEFAULT_PROFILES_FILE=str(PROFILE),
                ROS_LOG_DIR=str(log_dir), PYTHONUNBUFFERED="1")
     return env
 
@@ -33,7 +34,9 @@ def rclpy_context(tmp_path_factory):
     """rclpy initialised in this process with an isolated environment (module scope)."""
     import rclpy
     env = isolated_ros_env(tmp_path_factory.mktemp("ros_log"))
-    saved = {k: os.environ.get(k) for k in env}
+    saved = {k: os.environ.get(k) for k in (*env, *DDS_VARIABLES)}
+    for k in DDS_VARIABLES:
+        os.environ.pop(k, None)
     os.environ.update(env)
     ctx = rclpy.context.Context()
     rclpy.init(context=ctx)

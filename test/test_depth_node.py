@@ -1,5 +1,6 @@
 """depth_node in-process: every bad input is skipped with a counter, good frames still flow,
-and the model can be switched by parameter."""
+every invalid parameter is refused with a reason while valid changes apply at once, and the
+managed (lifecycle) node loads, starts, stops and frees the model."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -44,7 +46,7 @@ def rgb_frame() -> np.ndarray:
 def node(rclpy_context):
     n = DepthNode(context=rclpy_context, parameter_overrides=[
         Parameter("stats_period", value=0.0), Parameter("warn_throttle", value=0.0),
-        Parameter("max_depth", value=6.0)])
+        Parameter("max_depth", value=6.0), Parameter("device", value="cpu")])
     yield n
     n.destroy_node()
 
@@ -109,17 +111,34 @@ def test_bad_image_is_skipped_and_counted(node, make_msg, reason):
 
 def test_all_zero_camera_info_is_skipped(node):
     node._on_info(info(3, k=[0.0] * 9))
-    node.set_parameters([Parameter("camera_info_fallback_latest", value=False)])
+    before = node.stats.skipped["zero_intrinsics"]
+    assert node.process_frame(make_image(header(3), rgb_frame(), "rgb8"), ALL) is False
+    assert node.stats.skipped["zero_intrinsics"] == before + 1
+
+
+def test_camera_info_pairing_exact_then_newest_within_max_age(node):
+    """Exact stamp first; else the newest camera_info within camera_info_max_age of the image;
+    else the frame is skipped as stale (counted)."""
+    node._on_info(info(20))
+    assert node.p("camera_info_max_age") == 0.5
+    late = header(20)
+    late.stamp.nanosec = 400_000_000  # 0.4 s after the newest camera_info
+    assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL)
+    late.stamp.nanosec = 600_000_000  # 0.6 s: too old
+    before = node.stats.skipped["stale_camera_info"]
+    assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL) is False
+    assert node.stats.skipped["stale_camera_info"] == before + 1
+    # exact stamps only
+    assert node.set_parameters([Parameter("camera_info_max_age", value=0.0)])[0].successful
     try:
-        before = node.stats.skipped["zero_intrinsics"]
-        assert node.process_frame(make_image(header(3), rgb_frame(), "rgb8"), ALL) is False
-        assert node.stats.skipped["zero_intrinsics"] == before + 1
-        # no camera_info with this stamp and no fallback: missing
-        before = node.stats.skipped["missing_camera_info"]
-        assert node.process_frame(make_image(header(99), rgb_frame(), "rgb8"), ALL) is False
-        assert node.stats.skipped["missing_camera_info"] == before + 1
+        late.stamp.nanosec = 5  # header(20) + 0 s: exact
+        assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL)
+        late.stamp.nanosec = 1000
+        before = node.stats.skipped["stale_camera_info"]
+        assert node.process_frame(make_image(late, rgb_frame(), "rgb8"), ALL) is False
+        assert node.stats.skipped["stale_camera_info"] == before + 1
     finally:
-        node.set_parameters([Parameter("camera_info_fallback_latest", value=True)])
+        node.set_parameters([Parameter("camera_info_max_age", value=0.5)])
 
 
 def test_camera_info_of_same_stamp_is_preferred(node):
@@ -138,10 +157,124 @@ def test_valid_compressed_and_mono_inputs(node):
     assert node.process_frame(make_image(header(6), rgb_frame()[..., 0].copy(), "mono8"), ALL)
 
 
-def test_unknown_model_parameter_is_rejected(node):
-    res = node.set_parameters([Parameter("model", value="no_such_net")])[0]
+@pytest.fixture(scope="module")
+def bad_checkpoints(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bad_ckpt")
+    (tmp / "corrupt.pt").write_bytes(b"not a checkpoint" * 64)
+    from mono_depth_ros.models import create_model, save_checkpoint
+    return {"corrupt": str(tmp / "corrupt.pt"),
+            "other_model": str(save_checkpoint(create_model("scrx_rgb"), tmp / "scrx.pt"))}
+
+
+#: (parameter, value, words of the refusal's reason); the module's node runs fastdepth on the
+#: CPU with max_depth 6.
+REFUSED = [
+    ("model", "no_such_net", "fastdepth"),
+    ("precision", "fp64", "precision"),
+    ("precision", "fp16", "CUDA"),
+    ("device", "cuda:7", "cuda:7"),
+    ("device", "gpu", "gpu"),
+    ("input_width", 33, "step"),
+    ("input_width", -32, "range"),
+    ("input_height", 100, "step"),
+    ("min_depth", 8.0, "min_depth < max_depth"),
+    ("max_depth", -1.0, "range"),
+    ("checkpoint", "/nonexistent/weights.pt", "does not exist"),
+    ("checkpoint", "@corrupt", "not a loadable weights file"),
+    ("checkpoint", "@other_model", "holds model 'scrx_rgb'"),
+    ("seg_checkpoint", "/nonexistent/seg.pt", "does not exist"),
+    ("colored_min", 9.0, "colored_min < colored_max"),
+    ("cloud_decimation", 0, "range"),
+    ("use_compressed", True, "read-only"),
+    ("output_reliability", "best_effort", "read-only"),
+    ("input_depth", 5, "read-only"),
+    ("diagnostics_period", 2.0, "read-only"),
+]
+
+
+@pytest.mark.parametrize("name, value, words", REFUSED, ids=[f"{n}={v}" for n, v, _ in REFUSED])
+def test_invalid_parameter_is_refused_and_nothing_changes(node, bad_checkpoints, name, value,
+                                                         words):
+    if isinstance(value, str) and value.startswith("@"):
+        value = bad_checkpoints[value[1:]]
+    before, est = node.p(name), node.estimator
+    res = node.set_parameters([Parameter(name, value=value)])[0]
     assert not res.successful
-    assert "fastdepth" in res.reason
+    assert words in res.reason, res.reason
+    assert node.p(name) == before  # param get reports what runs
+    assert node.estimator is est
+
+
+def test_valid_change_after_refused_ones_applies_at_once(node):
+    """The reported bug: after a refused change, later valid changes were reported but never
+    applied. Now the network is rebuilt before the change is accepted."""
+    for name, value in (("precision", "fp64"), ("min_depth", 8.0), ("checkpoint", "/nope.pt")):
+        assert not node.set_parameters([Parameter(name, value=value)])[0].successful
+    try:
+        assert node.set_parameters([Parameter("max_depth", value=1.5)])[0].successful
+        assert node.p("max_depth") == 1.5 and node.estimator.max_depth == 1.5
+        node._on_info(info(30))
+        res = node.pipeline.process(rgb_frame(), np.array(K).reshape(3, 3), ["depth"])
+        finite = res.depth[np.isfinite(res.depth)]
+        assert finite.size and finite.max() <= 1.5
+    finally:
+        assert node.set_parameters([Parameter("max_depth", value=6.0)])[0].successful
+    assert node.estimator.max_depth == 6.0
+
+
+def test_atomic_change_of_both_depth_limits(node):
+    """min and max moved together: validated as one configuration."""
+    res = node.set_parameters_atomically([Parameter("min_depth", value=7.0),
+                                          Parameter("max_depth", value=9.0)])
+    try:
+        assert res.successful, res.reason
+        assert (node.estimator.min_depth, node.estimator.max_depth) == (7.0, 9.0)
+    finally:
+        node.set_parameters_atomically([Parameter("min_depth", value=0.0),
+                                        Parameter("max_depth", value=6.0)])
+
+
+def test_pipeline_parameter_applies_before_the_next_frame(node):
+    assert node.set_parameters([Parameter("cloud_decimation", value=4)])[0].successful
+    try:
+        assert node.pipeline.config.cloud_decimation == 4
+    finally:
+        node.set_parameters([Parameter("cloud_decimation", value=1)])
+
+
+def test_descriptors_carry_ranges_and_read_only(node):
+    d = node.describe_parameter("input_width")
+    assert (d.integer_range[0].from_value, d.integer_range[0].to_value,
+            d.integer_range[0].step) == (0, 4096, 32)
+    assert node.describe_parameter("max_depth").floating_point_range[0].to_value == 1000.0
+    assert node.describe_parameter("output_reliability").read_only
+    assert "best_effort" in node.describe_parameter("input_reliability").additional_constraints
+    assert not node.describe_parameter("model").read_only
+
+
+def test_frame_id_override_and_empty_frame_warning(node):
+    node._on_info(info(31))
+    h = header(31)
+    h.frame_id = ""
+    assert node._output_header(h).frame_id == ""
+    assert node.stats.counts["empty_frame_id"] >= 1
+    assert node.set_parameters([Parameter("frame_id", value="cam_optical")])[0].successful
+    try:
+        before = node.stats.counts["frame_id_replaced"]
+        out = node._output_header(header(31))
+        assert out.frame_id == "cam_optical" and out.stamp == header(31).stamp
+        assert node.stats.counts["frame_id_replaced"] == before + 1
+        assert "frame_id:camera_optical_frame" in node._warned  # warned (once per input frame)
+    finally:
+        node.set_parameters([Parameter("frame_id", value="")])
+
+
+def test_health_report_names_model_and_device(node):
+    node._on_info(info(32))
+    assert node.process_frame(make_image(header(32), rgb_frame(), "rgb8"), ALL)
+    values = dict(node.health_report().values)
+    assert values["model"] == "fastdepth" and values["device"] == "cpu"
+    assert float(values["latency p95 (ms)"]) > 0 and values["state"] == "active"
 
 
 def test_switch_model_by_parameter(node):
@@ -232,3 +365,37 @@ def test_obstacle_cloud_excludes_configured_classes(rclpy_context):
     assert np.isnan(z_obs[excluded]).all()
     keep = ~excluded & np.isfinite(z_all)
     np.testing.assert_array_equal(z_obs[keep], z_all[keep])
+
+
+def test_lifecycle_node_transitions(rclpy_context):
+    """configure loads the model (FAILURE with a bad configuration), activate subscribes and
+    publishes, deactivate stops, cleanup frees the model."""
+    from mono_depth_ros.ros.depth_node import LifecycleDepthNode
+    n = LifecycleDepthNode(context=rclpy_context, namespace="/managed", parameter_overrides=[
+        Parameter("device", value="cpu"), Parameter("stats_period", value=0.0),
+        Parameter("checkpoint", value="/nonexistent/weights.pt")])
+    state = lambda: n._state_machine.current_state[1]  # noqa: E731
+    try:
+        assert state() == "unconfigured" and n.estimator is None
+        assert n.count_subscribers("/managed/image") == 0
+        assert n.trigger_configure() != TransitionCallbackReturn.SUCCESS
+        assert state() == "unconfigured" and n.estimator is None
+        # validated while unconfigured too
+        assert not n.set_parameters([Parameter("precision", value="fp64")])[0].successful
+        assert n.set_parameters([Parameter("checkpoint", value="")])[0].successful
+        assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert state() == "inactive" and n.estimator.name == "fastdepth"
+        assert n.count_subscribers("/managed/image") == 0
+        assert n.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert state() == "active" and n.count_subscribers("/managed/image") == 1
+        assert n.count_publishers("/managed/points") == 1
+        n._on_info(info(40))
+        assert n.process_frame(make_image(header(40), rgb_frame(), "rgb8"), ALL)
+        assert n.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert state() == "inactive" and n.count_subscribers("/managed/image") == 0
+        assert n.count_publishers("/managed/points") == 0
+        assert n.health_report().level == 0  # inactive on purpose is not a fault
+        assert n.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert state() == "unconfigured" and n.estimator is None
+    finally:
+        n.destroy_node()

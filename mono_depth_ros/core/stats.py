@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict, deque
-from typing import Deque, Dict, Iterable
+from typing import Deque, Dict, Iterable, Tuple
 
 import numpy as np
 
@@ -22,11 +22,6 @@ class PipelineStats:
         self.skipped: Counter = Counter()  # reason -> frames skipped for bad input
         self._lat: Dict[str, Deque[float]] = defaultdict(lambda: deque(maxlen=window))
 
-    def snapshot(self) -> Dict[str, dict]:
-        """``{"counts": {...}, "skipped": {...}}`` copied under the lock."""
-        with self._lock:
-            return {"counts": dict(self.counts), "skipped": dict(self.skipped)}
-
     def count(self, key: str, n: int = 1) -> None:
         """Increment counter ``key`` (e.g. ``received``, ``processed``, ``dropped``)."""
         with self._lock:
@@ -37,6 +32,11 @@ class PipelineStats:
         with self._lock:
             self.skipped[reason] += 1
             self.counts["skipped"] += 1
+
+    def snapshot(self) -> Tuple[Dict[str, int], Dict[str, int]]:
+        """Consistent copies of ``(counts, skipped)`` (for another thread, e.g. diagnostics)."""
+        with self._lock:
+            return dict(self.counts), dict(self.skipped)
 
     def add_timings(self, timings: Dict[str, float]) -> None:
         """Record one frame's stage latencies in milliseconds."""

@@ -29,6 +29,9 @@ def player_parser(p: Optional[argparse.ArgumentParser] = None) -> argparse.Argum
                    help="seconds to wait for reliable subscribers to acknowledge the last messages")
     p.add_argument("--start-delay", type=float, default=1.0,
                    help="seconds after discovery before the first message (lets all readers match)")
+    p.add_argument("--clock", type=float, nargs="?", const=40.0, default=0.0, metavar="HZ",
+                   help="publish the bag's time on /clock, HZ times a second (default 40), for "
+                        "nodes run with use_sim_time:=true (like `ros2 bag play --clock`)")
     return p
 
 

@@ -2,7 +2,8 @@
 
 What ``ros2 bag play`` does on a ROS install, for machines with only the rclpy wheels. The CDR
 bytes stored in the bag are published as they are (``Publisher.publish(bytes)``), so no message
-is deserialised on the way.
+is deserialised on the way. With ``--clock`` the bag's time (the recorded log time, scaled by
+``--rate``) is published on ``/clock`` for nodes that run with ``use_sim_time:=true``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class BagPlayer(Node):
 
     def __init__(self, bag: str, rate: float = 1.0, topics: Optional[List[str]] = None,
                  remap: Optional[Dict[str, str]] = None, reliability: str = "reliable",
-                 depth: int = 10):
+                 depth: int = 10, clock_hz: float = 0.0):
         super().__init__("bag_player")
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
@@ -51,6 +52,34 @@ class BagPlayer(Node):
         self.pubs = {t: self.create_publisher(message_class(info[t][0]), remap.get(t, t), qos)
                      for t in self.topics}
         self.published: Dict[str, int] = {t: 0 for t in self.topics}
+        self.clock_hz = clock_hz
+        self.clock_pub = None
+        if clock_hz > 0:
+            from rosgraph_msgs.msg import Clock
+            # reliable keep-last: matches the best-effort reader of rclpy/rclcpp time sources too
+            self.clock_pub = self.create_publisher(Clock, "/clock", qos_profile("reliable", 1))
+            self._clock_msg = Clock()
+        self.clock_published = 0
+
+    def publish_clock(self, t_ns: int) -> None:
+        """Publish bag time ``t_ns`` (nanoseconds) on ``/clock`` (with ``clock_hz`` > 0)."""
+        if self.clock_pub is None:
+            return
+        self._clock_msg.clock.sec, self._clock_msg.clock.nanosec = divmod(int(t_ns), 10**9)
+        self.clock_pub.publish(self._clock_msg)
+        self.clock_published += 1
+
+    def _sleep_until(self, wall: float, bag_start_ns: int, start_wall: float) -> None:
+        """Sleep until monotonic time ``wall``, publishing the bag time on /clock meanwhile."""
+        while True:
+            now = time.monotonic()
+            if now >= wall:
+                return
+            if self.clock_pub is None:
+                time.sleep(wall - now)
+                return
+            self.publish_clock(bag_start_ns + int((now - start_wall) * self.rate * 1e9))
+            time.sleep(min(wall - now, 1.0 / self.clock_hz))
 
     def wait_for_subscribers(self, topics: Sequence[str], timeout: float) -> bool:
         """Wait up to ``timeout`` s until every topic in ``topics`` (bag names) has a subscriber."""
@@ -71,11 +100,10 @@ class BagPlayer(Node):
             start_wall, t0 = time.monotonic(), None
             for topic, _, t, data in iter_raw(self.bag, self.topics):
                 t0 = t if t0 is None else t0
-                delay = start_wall + (t - t0) / 1e9 / self.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                self._sleep_until(start_wall + (t - t0) / 1e9 / self.rate, t0, start_wall)
                 if not rclpy.ok():
                     return self.published
+                self.publish_clock(t)  # the clock reaches a message's time before the message
                 self.pubs[topic].publish(bytes(data))
                 self.published[topic] += 1
             if not loop:
@@ -86,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     """Play a bag as parsed by :func:`build_parser`; prints messages per topic."""
     rclpy.init()
     node = BagPlayer(args.bag, args.rate, args.topics, parse_remaps(args.remap),
-                     args.qos_reliability)
+                     args.qos_reliability, clock_hz=args.clock)
     try:
         if args.wait_for and not node.wait_for_subscribers(args.wait_for, args.wait_timeout):
             node.get_logger().error(f"no subscriber on {args.wait_for} after {args.wait_timeout}s")

@@ -4,49 +4,60 @@ Subscribes (relative names, remap them in launch):
     ``image`` (sensor_msgs/Image: rgb8, bgr8, rgba8, bgra8, mono8, mono16) or, with
     ``use_compressed``, ``image/compressed`` (sensor_msgs/CompressedImage jpeg/png);
     ``camera_info`` (sensor_msgs/CameraInfo).
-Publishes, each with the input image's header unchanged:
+Publishes, each with the input image's header (``frame_id`` replaced when the ``frame_id``
+parameter is set):
     ``depth/image`` (32FC1 metres, NaN invalid, REP 118), ``depth/camera_info``,
     ``depth/colored`` (bgr8), ``points`` (organized PointCloud2 x, y, z[, rgb] in the optical
     frame, REP 103), and for segmentation models ``segmentation/labels`` (mono8 class ids),
     ``segmentation/colored`` (bgr8) and ``points/obstacles`` (the organized cloud with the
     pixels of ``obstacle_exclude_classes`` - sky, road, sidewalk, lane marks - set to NaN, so a
-    Nav2 voxel layer marks obstacles without ground or sky).
+    Nav2 voxel layer marks obstacles without ground or sky);
+    ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, one status named after the node).
 
-The subscription callbacks only store the newest frame (a size-1 slot; a frame still waiting
-when the next arrives is dropped and counted); a worker thread decodes, infers and publishes,
-so a slow network never backs up DDS. Only outputs with subscribers are computed. Every
-malformed input is skipped with a throttled warning naming the problem and a counter.
+Two executables share one body (:class:`DepthNodeCore`): ``depth_node`` (:class:`DepthNode`)
+loads the model and starts at once; ``depth_lifecycle_node`` (:class:`LifecycleDepthNode`) is a
+managed node: configure loads the model, activate creates the subscriptions and (lifecycle)
+publishers, deactivate removes them, cleanup frees the model and its GPU memory.
+
+Parameters (``inference.node_config.PARAMETERS``) are validated as a whole configuration before
+a change is accepted, and a new network is built before the change is reported as successful,
+so ``ros2 param get`` always shows what runs. The subscription callbacks only store the newest
+frame (a size-1 slot; a frame still waiting when the next arrives is dropped and counted); a
+worker thread decodes, infers and publishes, so a slow network never backs up DDS. Only outputs
+with subscribers are computed. Every malformed input is skipped with a throttled warning naming
+the problem and a counter.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
-from collections import OrderedDict
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
 
 from ..core.camera import Rectifier, camera_model
 from ..core.geometry import InvalidCameraInfo
-from ..core.image_codec import (MAX_DECODED_PIXELS, InvalidImage, compressed_msg_to_rgb,
-                                image_msg_to_rgb)
-from ..core.pipeline import FramePipeline, PipelineConfig
+from ..core.health import OK, HealthMonitor, HealthReport, HealthThresholds
+from ..core.image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
+from ..core.pipeline import FramePipeline
+from ..core.stamp_pairing import StampedBuffer
 from ..core.stats import PipelineStats
 from ..inference.estimator import DepthEstimator
-from ..models import list_models
+from ..inference.node_config import (ESTIMATOR_PARAMS, PARAMETERS, PIPELINE_PARAMS, ConfigError,
+                                     ParamSpec, build_estimator, pipeline_config,
+                                     release_device_memory, validate_config)
 from .conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
 
-#: Parameters whose change rebuilds the estimator (applied before the next frame).
-MODEL_PARAMS = ("model", "checkpoint", "seg_checkpoint", "device", "precision", "input_width",
-                "input_height", "min_depth", "max_depth", "stateful")
-#: Parameters of the stages after inference (applied by the worker before the next frame).
-PIPELINE_PARAMS = ("cloud_decimation", "cloud_rgb", "colored_min", "colored_max",
-                   "obstacle_exclude_classes")
 #: Output topic of each pipeline output (core.pipeline.OUTPUTS), and its message kind.
 OUTPUT_TOPICS = {"depth": ("depth/image", Image), "colored": ("depth/colored", Image),
                  "points": ("points", PointCloud2), "labels": ("segmentation/labels", Image),
@@ -54,130 +65,193 @@ OUTPUT_TOPICS = {"depth": ("depth/image", Image), "colored": ("depth/colored", I
                  "obstacles": ("points/obstacles", PointCloud2)}
 #: Encoding of each image output.
 OUTPUT_ENCODINGS = {"depth": "32FC1", "colored": "bgr8", "labels": "mono8", "seg_colored": "bgr8"}
-
-PARAMETERS = {
-    "model": ("fastdepth", "registered model name (mono-depth-ros models lists them)"),
-    "checkpoint": ("", "weights file; empty = the model's shipped default"),
-    "seg_checkpoint": ("", "unet_seg weights for models that need OHES input"),
-    "device": ("auto", "auto (CUDA if available, else CPU), cpu, cuda, cuda:N"),
-    "precision": ("fp32", "fp32, fp16 or bf16 where the device supports it"),
-    "input_width": (0, "network input width in px (0 = model default)"),
-    "input_height": (0, "network input height in px (0 = model default)"),
-    "min_depth": (0.0, "minimum valid depth in m (0 = model default)"),
-    "max_depth": (0.0, "maximum valid depth in m (0 = model default)"),
-    "stateful": (False, "keep recurrent state across frames (siamese_convlstm)"),
-    "use_compressed": (False, "subscribe image/compressed instead of image"),
-    "max_image_pixels": (MAX_DECODED_PIXELS, "compressed images whose header claims more pixels "
-                         "are skipped (decompression bombs)"),
-    "camera_info_fallback_latest": (True, "no camera_info with the image stamp: use the newest"),
-    "input_reliability": ("best_effort", "QoS reliability of inputs: best_effort or reliable"),
-    "input_depth": (1, "QoS history depth of inputs"),
-    "output_reliability": ("best_effort", "QoS reliability of outputs"),
-    "output_depth": (1, "QoS history depth of outputs"),
-    "colored_min": (0.0, "depth/colored range start in m (min = max = 0: automatic)"),
-    "colored_max": (0.0, "depth/colored range end in m"),
-    "cloud_decimation": (1, "keep every N-th pixel in the point cloud"),
-    "cloud_rgb": (True, "add the packed rgb field to points"),
-    "stats_period": (5.0, "seconds between status lines (0 disables)"),
-    "warn_throttle": (5.0, "minimum seconds between two warnings of one kind"),
-    "stats_file": ("", "write final counters and latencies as JSON here on shutdown"),
-    "obstacle_exclude_classes": (["Sky", "Road", "Sidewalk", "Lanemark"],
-                                 "class names set to NaN in points/obstacles (segmentation models)"),
+#: Parameters of the lifecycle node only.
+LIFECYCLE_PARAMETERS = {
+    "autostart": ParamSpec(False, "configure and activate right after start (launch: "
+                           "autostart:=true)", read_only=True),
 }
+#: ``diag_*`` parameter -> HealthThresholds field.
+THRESHOLD_PARAMS = {"diag_input_timeout": "input_timeout", "diag_drop_warn": "drop_warn",
+                    "diag_skip_warn": "skip_warn", "diag_latency_warn_ms": "latency_warn_ms"}
 
 
-class DepthNode(Node):
-    """See the module docstring. ``process_frame`` runs one frame synchronously (tests)."""
+def descriptor(name: str, spec: ParamSpec) -> ParameterDescriptor:
+    """``ParameterDescriptor`` of a :class:`ParamSpec`: description, range, choices, read-only."""
+    d = ParameterDescriptor(name=name, description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    if spec.range is not None:
+        lo, hi, step = spec.range
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=int(step))]
+        else:
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi),
+                                                         step=float(step))]
+    return d
 
-    def __init__(self, **kwargs):
-        super().__init__("depth_node", **kwargs)
-        for name, (default, doc) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=doc))
+
+class DepthNodeCore:
+    """The body shared by :class:`DepthNode` and :class:`LifecycleDepthNode` (a mixin: the
+    concrete class also derives from ``Node`` or ``LifecycleNode``).
+
+    Life cycle of the parts: :meth:`_setup` (parameters, diagnostics) once,
+    :meth:`_load_model` / :meth:`_free_model` (the network), :meth:`_start_io` /
+    :meth:`_stop_io` (subscriptions, publishers, worker thread). ``process_frame`` runs one
+    frame synchronously (tests).
+    """
+
+    # ----------------------------------------------------------------- set-up
+    def _setup(self) -> None:
+        for name, spec in PARAMETERS.items():
+            self.declare_parameter(name, spec.default, descriptor(name, spec))
         self.stats = PipelineStats()
+        self.pipeline: Optional[FramePipeline] = None
+        self.pubs: Dict[str, object] = {}
+        self.pub_info = None
+        self._subs: List[object] = []
         self._warned: Dict[str, float] = {}
         self._lock = threading.Condition()
+        self._frame_lock = threading.Lock()  # held by the worker while it runs one frame
         self._slot: Optional[tuple] = None
-        self._infos: "OrderedDict[int, CameraInfo]" = OrderedDict()
-        self._rebuild: Optional[dict] = None  # parameter values of a pending model switch
-        self._reconfigure: Optional[dict] = None  # parameter values of pending pipeline settings
-        self._running = True
-
-        self.pipeline = FramePipeline(self._make_estimator(), self._pipeline_config())
+        self._infos = StampedBuffer(64)
+        self._staged: Optional[dict] = None  # validated change waiting for the post-set callback
+        self._running = False
+        self._worker: Optional[threading.Thread] = None
+        self._last_input: Optional[float] = None
+        self._diagnostic_sources: List[Callable[[], Mapping[str, str]]] = []
+        self.health = HealthMonitor()
         self._rectifier = Rectifier()
-
-        qin = qos_profile(self.p("input_reliability"), self.p("input_depth"))
-        qout = qos_profile(self.p("output_reliability"), self.p("output_depth"))
-        if self.p("use_compressed"):
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qin)
-        else:
-            self.create_subscription(Image, "image", self._on_image, qin)
-        self.create_subscription(CameraInfo, "camera_info", self._on_info, qin)
-        self.pubs = {name: self.create_publisher(kind, topic, qout)
-                     for name, (topic, kind) in OUTPUT_TOPICS.items()}
-        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qout)
         self.add_on_set_parameters_callback(self._on_params)
+        self.add_post_set_parameters_callback(self._after_params)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if self.p("diagnostics_period") > 0:
+            self.create_timer(self.p("diagnostics_period"), self.publish_diagnostics)
         if self.p("stats_period") > 0:
             self.create_timer(self.p("stats_period"), self._log_stats)
-        self._worker = threading.Thread(target=self._run, name="depth_worker", daemon=True)
-        self._worker.start()
-        est = self.estimator
-        self.get_logger().info(f"model={est.name} device={est.device} input={est.input_size} "
-                               f"checkpoint={est.checkpoint}")
 
-    # ----------------------------------------------------------------- parameters
     def p(self, name: str):
         """Current value of parameter ``name``."""
         return self.get_parameter(name).value
 
+    def config(self) -> Dict[str, object]:
+        """Current value of every parameter of :data:`PARAMETERS`."""
+        return {name: self.p(name) for name in PARAMETERS}
+
     @property
-    def estimator(self) -> DepthEstimator:
-        """The network in use."""
-        return self.pipeline.estimator
+    def estimator(self) -> Optional[DepthEstimator]:
+        """The network in use (None while no model is loaded)."""
+        return self.pipeline.estimator if self.pipeline is not None else None
 
-    def _pipeline_config(self, new: Optional[dict] = None) -> PipelineConfig:
-        v = {name: new[name] if new and name in new else self.p(name) for name in PIPELINE_PARAMS}
-        return PipelineConfig(cloud_decimation=int(v["cloud_decimation"]), cloud_rgb=bool(v["cloud_rgb"]),
-                              colored_range=(float(v["colored_min"]), float(v["colored_max"])),
-                              obstacle_exclude_classes=tuple(v["obstacle_exclude_classes"]))
+    @property
+    def active(self) -> bool:
+        """True while the node subscribes and publishes."""
+        return self._running
 
-    def _make_estimator(self, new: Optional[dict] = None) -> DepthEstimator:
-        # ``new``: values from the set-parameters callback, which runs before rclpy stores them
-        v = {name: new[name] if new and name in new else self.p(name) for name in MODEL_PARAMS}
-        w, h = v["input_width"], v["input_height"]
-        est = DepthEstimator(
-            model=v["model"], checkpoint=v["checkpoint"] or None,
-            seg_checkpoint=v["seg_checkpoint"] or None, device=v["device"],
-            precision=v["precision"], input_size=(h, w) if w > 0 and h > 0 else None,
-            min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
-            stateful=v["stateful"])
+    # ----------------------------------------------------------------- the model
+    def _build_estimator(self, values: Mapping[str, object]) -> DepthEstimator:
+        est = build_estimator(values)  # ConfigError names every problem
         for msg in est.warnings:
             self.get_logger().warning(msg)
         return est
 
+    def _load_model(self) -> None:
+        """Validate the parameters and build the network.
+
+        Raises:
+            ConfigError: the configuration cannot run (the reasons are in the message).
+        """
+        cfg = self.config()
+        self.pipeline = FramePipeline(self._build_estimator(cfg), pipeline_config(cfg))
+        est = self.estimator
+        self.get_logger().info(f"model={est.name} device={est.device} input={est.input_size} "
+                               f"checkpoint={est.checkpoint}")
+
+    def _free_model(self) -> None:
+        """Drop the network and give its (GPU) memory back."""
+        device = self.estimator.device if self.estimator is not None else None
+        self.pipeline = None
+        release_device_memory(device)
+
+    # ----------------------------------------------------------------- parameters
     def _on_params(self, params) -> SetParametersResult:
-        for prm in params:
-            if prm.name == "model" and prm.value not in list_models():
-                return SetParametersResult(
-                    successful=False,
-                    reason=f"unknown model {prm.value!r}; valid: {', '.join(list_models())}")
-            if prm.name == "cloud_decimation" and int(prm.value) < 1:
-                return SetParametersResult(successful=False, reason="cloud_decimation must be >= 1")
-        # Changes are handed to the worker thread, which applies them between frames: the
-        # pipeline is never modified while it processes a frame.
-        model = {prm.name: prm.value for prm in params if prm.name in MODEL_PARAMS}
-        stages = {prm.name: prm.value for prm in params if prm.name in PIPELINE_PARAMS}
-        if model or stages:
-            with self._lock:
-                if model:
-                    self._rebuild = {**(self._rebuild or {}), **model}
-                if stages:
-                    self._reconfigure = {**(self._reconfigure or {}), **stages}
-                self._lock.notify()
+        """Validate the configuration the change would give; build a new network if the change
+        needs one. Nothing is applied here (see :meth:`_after_params`)."""
+        self._staged = None
+        ours = {prm.name: prm.value for prm in params if prm.name in PARAMETERS}
+        if not ours:
+            return SetParametersResult(successful=True)
+        new = {**self.config(), **ours}
+        reasons = validate_config(new)
+        if reasons:
+            return SetParametersResult(successful=False, reason="; ".join(reasons))
+        changed = {n for n, v in ours.items() if v != self.p(n)}
+        staged = {}
+        if self.pipeline is not None and changed & set(ESTIMATOR_PARAMS):
+            try:
+                staged["estimator"] = self._build_estimator(new)
+            except ConfigError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        if self.pipeline is not None and changed & set(PIPELINE_PARAMS):
+            staged["pipeline"] = pipeline_config(new)
+        self._staged = staged
         return SetParametersResult(successful=True)
+
+    def _after_params(self, params) -> None:
+        """Apply what :meth:`_on_params` staged, between two frames."""
+        staged, self._staged = self._staged, None
+        if not staged or self.pipeline is None:
+            return
+        old = None
+        with self._frame_lock:
+            if "estimator" in staged:
+                old = self.pipeline.estimator
+                self.pipeline.set_estimator(staged["estimator"])
+            if "pipeline" in staged:
+                self.pipeline.configure(staged["pipeline"])
+        if old is not None:
+            est = self.estimator
+            self.get_logger().info(f"switched to model={est.name} device={est.device} "
+                                   f"input={est.input_size} checkpoint={est.checkpoint}")
+            device, old = old.device, None
+            release_device_memory(device)
+
+    # ----------------------------------------------------------------- inputs and outputs
+    def _start_io(self, create_publisher) -> None:
+        """Subscribe, create the publishers with ``create_publisher`` and start the worker."""
+        qin = qos_profile(self.p("input_reliability"), self.p("input_depth"))
+        qout = qos_profile(self.p("output_reliability"), self.p("output_depth"))
+        if self.p("use_compressed"):
+            self._subs.append(self.create_subscription(CompressedImage, "image/compressed",
+                                                       self._on_image, qin))
+        else:
+            self._subs.append(self.create_subscription(Image, "image", self._on_image, qin))
+        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_info, qin))
+        self.pubs = {name: create_publisher(kind, topic, qout)
+                     for name, (topic, kind) in OUTPUT_TOPICS.items()}
+        self.pub_info = create_publisher(CameraInfo, "depth/camera_info", qout)
+        self._running = True
+        self._worker = threading.Thread(target=self._run, name="depth_worker", daemon=True)
+        self._worker.start()
+
+    def _stop_io(self, destroy_publisher) -> None:
+        """Stop the worker (after its current frame), unsubscribe, destroy the publishers."""
+        self._running = False
+        with self._lock:
+            self._lock.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in [*self.pubs.values(), *([self.pub_info] if self.pub_info else [])]:
+            destroy_publisher(pub)
+        self._subs, self.pubs, self.pub_info, self._slot = [], {}, None, None
+        self._infos.clear()
 
     # ------------------------------------------------------------------ callbacks
     def _on_image(self, msg) -> None:
         self.stats.count("received")
+        self._last_input = time.monotonic()
         with self._lock:
             if self._slot is not None:
                 self.stats.count("dropped")
@@ -185,17 +259,30 @@ class DepthNode(Node):
             self._lock.notify()
 
     def _on_info(self, msg: CameraInfo) -> None:
-        with self._lock:
-            self._infos[stamp_ns(msg.header)] = msg
-            while len(self._infos) > 64:
-                self._infos.popitem(last=False)
+        self._infos.add(stamp_ns(msg.header), msg)
 
     def _match_info(self, stamp: int) -> Optional[CameraInfo]:
-        with self._lock:
-            info = self._infos.get(stamp)
-            if info is None and self.p("camera_info_fallback_latest") and self._infos:
-                info = next(reversed(self._infos.values()))
+        """camera_info for an image stamp: exact, else the newest within camera_info_max_age;
+        None (skipped with a warning and a counter) when there is none."""
+        info, reason, detail = self._infos.match(stamp, self.p("camera_info_max_age"))
+        if info is None:
+            self._warn_skip(reason, detail)
         return info
+
+    def _output_header(self, header: Header) -> Header:
+        """The outputs' header: the input's, with ``frame_id`` replaced when the parameter is
+        set (warned once per input frame); an empty frame without override is warned about."""
+        fid = self.p("frame_id")
+        if fid and header.frame_id != fid:
+            self.stats.count("frame_id_replaced")
+            self._warn_once(f"frame_id:{header.frame_id}", f"input frame_id {header.frame_id!r} "
+                            f"replaced by the frame_id parameter {fid!r} in every output")
+            return Header(stamp=header.stamp, frame_id=fid)
+        if not fid and not header.frame_id:
+            self.stats.count("empty_frame_id")
+            self._warn_once("frame_id:", "input image has an empty frame_id: the outputs cannot "
+                            "be placed in TF; fix the camera driver or set the frame_id parameter")
+        return header
 
     # --------------------------------------------------------------------- worker
     def _run(self) -> None:
@@ -204,31 +291,26 @@ class DepthNode(Node):
                 if self._slot is None:
                     self._lock.wait(timeout=0.1)
                 item, self._slot = self._slot, None
-                rebuild, self._rebuild = self._rebuild, None
-                reconfigure, self._reconfigure = self._reconfigure, None
-            if rebuild is not None:
-                self._apply_rebuild(rebuild)
-            if reconfigure is not None:
-                self.pipeline.configure(self._pipeline_config(reconfigure))
-            if item is not None:
+            if item is None:
+                continue
+            with self._frame_lock:
                 try:
                     self.process_frame(item[0], received_at=item[1])
                 except Exception as exc:  # noqa: BLE001 - the node must survive any frame
                     self.stats.skip("internal_error")
                     self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}")
 
-    def _apply_rebuild(self, new: dict) -> None:
-        try:
-            self.pipeline.set_estimator(self._make_estimator(new))
-            self.get_logger().info(f"switched to model {self.estimator.name}")
-        except Exception as exc:  # noqa: BLE001 - keep the previous model running
-            self.get_logger().error(f"cannot switch model: {exc}; keeping {self.estimator.name}")
-
     def _warn(self, reason: str, text: str) -> None:
         """Log ``text`` at most once per ``warn_throttle`` seconds for each ``reason``."""
         now = time.monotonic()
         if now - self._warned.get(reason, -1e9) >= self.p("warn_throttle"):
             self._warned[reason] = now
+            self.get_logger().warning(text)
+
+    def _warn_once(self, key: str, text: str) -> None:
+        """Log ``text`` the first time ``key`` occurs."""
+        if key not in self._warned:
+            self._warned[key] = time.monotonic()
             self.get_logger().warning(text)
 
     def _warn_skip(self, reason: str, detail: str) -> None:
@@ -268,7 +350,6 @@ class DepthNode(Node):
         h, w = rgb.shape[:2]
         info = self._match_info(stamp_ns(msg.header))
         if info is None:
-            self._warn_skip("missing_camera_info", "no camera_info received yet")
             return False
         try:
             cam = camera_model(info, w, h)  # binning, ROI and size as image_geometry reads them
@@ -283,7 +364,7 @@ class DepthNode(Node):
         for reason, text in res.warnings:
             self._warn(reason, text)
         t2 = time.perf_counter()
-        header = msg.header
+        header = self._output_header(msg.header)
         for name, pub in self.pubs.items():
             value = getattr(res, name)
             if name in wanted and value is not None:
@@ -299,33 +380,150 @@ class DepthNode(Node):
         self.stats.count("processed")
         return True
 
+    # --------------------------------------------------------------------- reporting
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary_line())
 
+    def add_diagnostic_source(self, source: Callable[[], Mapping[str, str]]) -> None:
+        """Add ``source()``'s ``{key: value}`` to every diagnostics status (e.g. a scale
+        estimate)."""
+        self._diagnostic_sources.append(source)
+
+    def _state_text(self) -> str:
+        return "active" if self.active else ("inactive" if self.pipeline is not None
+                                              else "unconfigured")
+
+    def health_report(self) -> HealthReport:
+        """This period's :class:`HealthReport` (levels and thresholds: ``core.health``)."""
+        self.health.thresholds = HealthThresholds(
+            **{field: float(self.p(name)) for name, field in THRESHOLD_PARAMS.items()})
+        est = self.estimator
+        info = {"state": self._state_text(), "model": est.name if est else "none",
+                "device": str(est.device) if est else "none",
+                "input size": "x".join(map(str, est.input_size)) if est else "none"}
+        for source in self._diagnostic_sources:
+            info.update(source())
+        counts, skipped = self.stats.snapshot()
+        now = time.monotonic()
+        report = self.health.update(
+            now, counts, skipped, self.stats.percentiles(["total"]),
+            None if self._last_input is None else now - self._last_input, info)
+        if not self.active:  # a managed node that is not active is not a fault
+            report = HealthReport(OK, f"{self._state_text()} (lifecycle)", report.values)
+        return report
+
+    def publish_diagnostics(self) -> None:
+        """Publish :meth:`health_report` on ``/diagnostics``."""
+        report = self.health_report()
+        est = self.estimator
+        status = DiagnosticStatus(level=bytes([report.level]), message=report.message,
+                                  name=self.get_fully_qualified_name(),
+                                  hardware_id=str(est.device) if est else "")
+        status.values = [KeyValue(key=k, value=v) for k, v in report.values]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
     def write_stats(self, path: str) -> None:
         """Write counters, skip reasons and latency percentiles as JSON to ``path``."""
+        est = self.estimator
         with open(path, "w") as f:
-            snap = self.stats.snapshot()
-            json.dump({"model": self.estimator.name, "device": str(self.estimator.device),
-                       "counts": {k: snap["counts"].get(k, 0) for k in
+            counts, skipped = self.stats.snapshot()
+            json.dump({"model": est.name if est else None,
+                       "device": str(est.device) if est else None,
+                       "counts": {k: counts.get(k, 0) for k in
                                   ("received", "processed", "dropped", "skipped", "no_subscribers")},
-                       "skipped": snap["skipped"],
+                       "skipped": skipped,
                        "latency_ms": self.stats.percentiles()}, f, indent=2)
 
-    def destroy_node(self):
-        self._running = False
-        with self._lock:
-            self._lock.notify_all()
-        self._worker.join(timeout=5.0)
+    def _shutdown_core(self) -> None:
+        if self.active:
+            self._stop_io(self.destroy_publisher)
         if self.p("stats_file"):
             self.write_stats(self.p("stats_file"))
-        return super().destroy_node()
 
 
-def main(args=None) -> None:
-    """Console entry point ``depth_node`` (``ros2 run mono_depth_ros depth_node``)."""
+class DepthNode(DepthNodeCore, Node):
+    """The plain node: loads the model and starts subscribing at once.
+
+    Raises:
+        ConfigError: the start parameters cannot run (every reason in the message).
+    """
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, "depth_node", **kwargs)
+        self._setup()
+        try:
+            self._load_model()
+        except ConfigError:
+            Node.destroy_node(self)
+            raise
+        self._start_io(self.create_publisher)
+
+    def destroy_node(self):
+        self._shutdown_core()
+        return Node.destroy_node(self)
+
+
+class LifecycleDepthNode(DepthNodeCore, LifecycleNode):
+    """The managed node (ROS 2 node lifecycle, ``rclpy.lifecycle.LifecycleNode``).
+
+    configure: validate the parameters and load the network (FAILURE, with the reasons logged,
+    leaves it unconfigured); activate: subscriptions, lifecycle publishers, worker; deactivate:
+    stop them; cleanup: free the network and its GPU memory; shutdown: all of it. With the
+    ``autostart`` parameter it configures and activates itself at start.
+    """
+
+    def __init__(self, **kwargs):
+        LifecycleNode.__init__(self, "depth_node", **kwargs)
+        self._setup()
+        for name, spec in LIFECYCLE_PARAMETERS.items():
+            self.declare_parameter(name, spec.default, descriptor(name, spec))
+        if self.p("autostart") and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._load_model()
+        except ConfigError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._start_io(self.create_lifecycle_publisher)
+        return super().on_activate(state)  # enables the lifecycle publishers
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        ret = super().on_deactivate(state)
+        self._stop_io(self.destroy_lifecycle_publisher)
+        return ret
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._free_model()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.active:
+            self._stop_io(self.destroy_lifecycle_publisher)
+        self._free_model()
+        return super().on_shutdown(state)
+
+    def destroy_node(self):
+        if self.active:
+            self._stop_io(self.destroy_lifecycle_publisher)
+        self._shutdown_core()
+        return LifecycleNode.destroy_node(self)
+
+
+def _spin(node_class, args=None) -> int:
     rclpy.init(args=args)
-    node = DepthNode()
+    try:
+        node = node_class()
+    except ConfigError as exc:
+        print(f"depth_node: invalid parameters: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
@@ -334,6 +532,17 @@ def main(args=None) -> None:
         node.get_logger().info("final: " + node.stats.summary_line())
         node.destroy_node()
         rclpy.try_shutdown()
+    return 0
+
+
+def main(args=None) -> None:
+    """Console entry point ``depth_node`` (``ros2 run mono_depth_ros depth_node``)."""
+    raise SystemExit(_spin(DepthNode, args))
+
+
+def main_lifecycle(args=None) -> None:
+    """Console entry point ``depth_lifecycle_node`` (the managed node)."""
+    raise SystemExit(_spin(LifecycleDepthNode, args))
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ Subcommands::
     ablation                     the SSegDep-Net ablation on synthetic streets
     bench                        per-stage latency at 640x480 (or a model table)
     demo                         the end-to-end run on real 7-Scenes frames over DDS
-    dds-check                    VGA clouds delivered by Fast DDS without / with the profile
+    dds-check                    VGA images / clouds delivered by Fast DDS under several setups
     test                         run the test suite (pytest)
 
-ROS subcommands (play, record, demo) use the shipped Fast DDS profile unless
-``FASTDDS_DEFAULT_PROFILES_FILE`` is already set.
+ROS subcommands (play, record, demo) use the shipped Fast DDS setup unless the user made a DDS
+choice of their own (``core.dds_env``: a profile file, ``FASTDDS_BUILTIN_TRANSPORTS`` or another
+``RMW_IMPLEMENTATION``).
 """
 
 from __future__ import annotations
@@ -30,22 +31,17 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from ..core.dds_env import ros_env as dds_ros_env
 from ..core.paths import package_share_dir
 from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
 
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
 
-def fastdds_profile() -> Path:
-    """The shipped Fast DDS profile (``config/fastdds.xml``)."""
-    return package_share_dir() / "config" / "fastdds.xml"
-
-
 def ros_env(base: Optional[dict] = None) -> dict:
-    """Environment for ROS processes: the Fast DDS profile unless one is set already."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
-    return env
+    """Environment for ROS processes: the shipped DDS setup unless the user chose one
+    (:func:`mono_depth_ros.core.dds_env.ros_env`)."""
+    return dds_ros_env(base)
 
 
 def _apply_ros_env() -> None:
@@ -157,12 +153,28 @@ def cmd_bench(args) -> int:
 
 
 def cmd_dds_check(args) -> int:
-    from ..ros.dds_check import KINDS, measure
-    for kind in KINDS:
-        for prof in (None, str(fastdds_profile())):
-            r = measure(prof, args.count, args.rate, kind)
-            print(f"profile {r['profile']}: received {r['received']} of {r['sent']} best-effort "
-                  f"VGA {kind}s", flush=True)
+    from ..core.dds_env import SETUPS, setup_variables
+    from ..ros.dds_check import measure
+    try:  # unknown names fail before minutes of measuring
+        for name in [*args.setups, *([args.sub_setup] if args.sub_setup else [])]:
+            setup_variables(name)
+    except KeyError as exc:
+        print(f"dds-check: {exc.args[0]}", file=sys.stderr)
+        return 2
+    rows = []
+    print("| publisher setup | subscriber setup | message | QoS | received |", flush=True)
+    print("|---|---|---|---|---|", flush=True)
+    for setup in args.setups:
+        for kind in args.kinds:
+            for rel in args.reliability:
+                r = measure(setup, args.count, args.rate, kind, rel, args.sub_setup)
+                rows.append(r)
+                print(f"| {r['setup']} | {r['sub_setup']} | VGA {kind} | {rel} | "
+                      f"{r['received']} / {r['sent']} |", flush=True)
+    for name in dict.fromkeys([*args.setups, *([args.sub_setup] if args.sub_setup else [])]):
+        print(f"{name}: {SETUPS[name][0] if name in SETUPS else setup_variables(name)}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(rows, indent=2))
     return 0
 
 
@@ -288,8 +300,19 @@ def _args_bench(s: argparse.ArgumentParser) -> None:
 
 
 def _args_dds_check(s: argparse.ArgumentParser) -> None:
+    from ..core.dds_env import SETUPS
+    csv = lambda text: [x for x in text.split(",") if x]  # noqa: E731
     s.add_argument("--count", type=int, default=20)
     s.add_argument("--rate", type=float, default=5.0)
+    s.add_argument("--setups", type=csv, default=["default", "large_data", "profile"],
+                   help=f"comma-separated publisher setups: {', '.join(SETUPS)}, xml:PATH or "
+                        "transports:VALUE")
+    s.add_argument("--sub-setup", help="subscriber setup (default: the publisher's); udp_only "
+                   "stands for a peer on another host")
+    s.add_argument("--kinds", type=csv, default=["cloud", "image"], help="cloud,image")
+    s.add_argument("--reliability", type=csv, default=["best_effort", "reliable"],
+                   help="best_effort,reliable")
+    s.add_argument("--json-out", help="also write the rows as JSON")
 
 
 def _args_demo(s: argparse.ArgumentParser) -> None:
@@ -352,7 +375,7 @@ COMMANDS = [
     ("record", "record DDS topics to MCAP", recorder_parser, cmd_record),
     ("evaluate", "depth metrics + PNG panels", _args_evaluate, cmd_evaluate),
     ("bench", "latency benchmark", _args_bench, cmd_bench),
-    ("dds-check", "best-effort VGA clouds and images over Fast DDS, without / with the profile",
+    ("dds-check", "VGA clouds and images between two processes under several Fast DDS setups",
      _args_dds_check, cmd_dds_check),
     ("demo", "real 7-Scenes frames through depth_node over DDS", _args_demo, cmd_demo),
     ("train", "train a model on dataset folders", _args_train, cmd_train),

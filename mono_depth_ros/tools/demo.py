@@ -1,6 +1,7 @@
 """The end-to-end demo: real camera frames through depth_node over DDS, recorded and scored.
 
-Steps (each a separate OS process talking over Fast DDS with the shipped profile, as on a robot):
+Steps (each a separate OS process talking over Fast DDS with the shipped setup unless the user
+chose one, as on a robot):
 
 1. the input bag: ``make-bag`` of the dataset folder (cached in ``OUT/input_bag``), or ``--input``
    when it is already a bag;
@@ -24,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 from typing import List, Optional
+
+from ..core.dds_env import DDS_VARIABLES
 
 IMAGE = "/camera/image_raw"
 INFO = "/camera/camera_info"
@@ -111,13 +114,13 @@ def run_demo(args) -> int:
                 "-r", "image:=image_raw", "-p", f"model:={args.model}",
                 "-p", f"device:={args.device}", "-p", f"cloud_decimation:={args.cloud_decimation}",
                 "-p", f"stats_file:={node_stats}", "-p", "stats_period:=5.0",
-                # outputs reliable so the recording holds every frame the node processed (the
-                # input stays best effort, as from a camera driver)
-                "-p", "output_reliability:=reliable", "-p", "output_depth:=5"]
+                # outputs are reliable (the default) and keep 5, so the recording holds every
+                # frame the node processed; the input stays best effort, as from a camera driver
+                "-p", "output_depth:=5"]
     if args.checkpoint:
         node_cmd += ["-p", f"checkpoint:={args.checkpoint}"]
-    print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} FASTDDS_DEFAULT_PROFILES_FILE="
-          f"{env['FASTDDS_DEFAULT_PROFILES_FILE']}", flush=True)
+    dds = " ".join(f"{k}={env[k]}" for k in (*DDS_VARIABLES, "RMW_IMPLEMENTATION") if env.get(k))
+    print(f"[demo] ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']} {dds or 'Fast DDS defaults'}", flush=True)
     node = subprocess.Popen(node_cmd, env=env, stdout=node_log, stderr=subprocess.STDOUT)
     rec = subprocess.Popen([py, "-m", "mono_depth_ros.ros.bag_recorder", str(rec_bag),
                             *[f"{t}:{m}" for t, m in RECORDED.items()],

@@ -1,0 +1,306 @@
+"""depth_node's parameters and their validation, without ROS.
+
+:data:`PARAMETERS` is the one table of the node's parameters (default, description, range or
+choices, whether it is read only at start, which part of the node it configures). The ROS node
+turns each entry into a ``ParameterDescriptor``; ``config/depth.yaml`` lists the same names.
+
+:func:`validate_config` checks a *whole* configuration (every parameter's value) the way the
+node needs it before accepting a change: ranges and choices, a registered model, an available
+device, a precision the device supports, network input sizes that are positive multiples of 32
+(0 = the model's default), ``0 <= min_depth < max_depth`` after defaults, and checkpoint files
+that exist, load with ``torch.load(weights_only=True)`` (data, never code) and hold the selected
+model. :func:`build_estimator` then builds the network, which also checks that the weights fit
+the architecture (strict state-dict load).
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from ..core.image_codec import MAX_DECODED_PIXELS
+from ..core.pipeline import PipelineConfig
+from ..models import get_spec, list_models, load_checkpoint
+from .estimator import PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator
+
+#: Parameter groups: ``estimator`` (a change rebuilds the network), ``pipeline`` (stages after
+#: inference), ``node`` (read by the node itself).
+GROUPS = ("estimator", "pipeline", "node")
+RELIABILITY_CHOICES = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter.
+
+    Attributes:
+        default: default value (its type is the parameter's type).
+        description: one line for ``ros2 param describe``.
+        group: one of :data:`GROUPS`.
+        range: ``(from, to, step)`` for numbers (``step`` 0: any value in between).
+        choices: allowed string values.
+        read_only: only read at start (QoS, subscriptions, timers): changes are refused.
+    """
+
+    default: Any
+    description: str
+    group: str = "node"
+    range: Optional[Tuple[float, float, float]] = None
+    choices: Optional[Tuple[str, ...]] = None
+    read_only: bool = False
+
+
+P = ParamSpec
+#: Every depth_node parameter. Ranges: network sizes 0 or multiples of 32 up to 4096 px,
+#: depths 0-1000 m, QoS depths 1-100, decimation 1-16, periods 0-3600 s.
+PARAMETERS: Dict[str, ParamSpec] = {
+    # --- the network (a change rebuilds it; validated and built before it is accepted)
+    "model": P("fastdepth", "registered model name (mono-depth-ros models lists them)",
+               "estimator"),
+    "checkpoint": P("", "weights file; empty = the model's shipped default", "estimator"),
+    "seg_checkpoint": P("", "unet_seg weights for models that need OHES input", "estimator"),
+    "device": P("auto", "auto (CUDA if available, else CPU), cpu, cuda, cuda:N", "estimator"),
+    "precision": P("fp32", "fp32, fp16 (CUDA) or bf16 (CPU, or a GPU that supports it)",
+                   "estimator", choices=tuple(PRECISIONS)),
+    "input_width": P(0, "network input width in px: a multiple of 32 (0 = model default)",
+                     "estimator", range=(0, 4096, 32)),
+    "input_height": P(0, "network input height in px: a multiple of 32 (0 = model default)",
+                      "estimator", range=(0, 4096, 32)),
+    "min_depth": P(0.0, "minimum valid depth in m (0 = model default)", "estimator",
+                   range=(0.0, 1000.0, 0.0)),
+    "max_depth": P(0.0, "maximum valid depth in m (0 = model default)", "estimator",
+                   range=(0.0, 1000.0, 0.0)),
+    "stateful": P(False, "keep recurrent state across frames (siamese_convlstm)", "estimator"),
+    # --- stages after inference
+    "colored_min": P(0.0, "depth/colored range start in m (min = max = 0: automatic)",
+                     "pipeline", range=(0.0, 1000.0, 0.0)),
+    "colored_max": P(0.0, "depth/colored range end in m", "pipeline", range=(0.0, 1000.0, 0.0)),
+    "cloud_decimation": P(1, "keep every N-th pixel in the point clouds", "pipeline",
+                          range=(1, 16, 1)),
+    "cloud_rgb": P(True, "add the packed rgb field to points", "pipeline"),
+    "obstacle_exclude_classes": P(["Sky", "Road", "Sidewalk", "Lanemark"],
+                                  "class names set to NaN in points/obstacles (segmentation "
+                                  "models)", "pipeline"),
+    # --- inputs and outputs (read at start)
+    "use_compressed": P(False, "subscribe image/compressed instead of image", read_only=True),
+    "max_image_pixels": P(MAX_DECODED_PIXELS, "compressed images whose header claims more "
+                          "pixels are skipped (decompression bombs)", range=(1, 2**31 - 1, 0)),
+    "input_reliability": P("best_effort", "QoS reliability of the subscriptions",
+                           choices=RELIABILITY_CHOICES, read_only=True),
+    "input_depth": P(1, "QoS history depth of the subscriptions", range=(1, 100, 1),
+                     read_only=True),
+    "output_reliability": P("reliable", "QoS reliability of the publishers (REP 2003: "
+                            "reliable; subscribers choose best effort)",
+                            choices=RELIABILITY_CHOICES, read_only=True),
+    "output_depth": P(1, "QoS history depth of the publishers", range=(1, 100, 1),
+                      read_only=True),
+    # --- camera_info pairing and frames
+    "camera_info_max_age": P(0.5, "no camera_info with the image's stamp: use the newest one "
+                             "within this many seconds of it (0: exact stamps only)",
+                             range=(0.0, 60.0, 0.0)),
+    "frame_id": P("", "output frame_id; empty = the input image's (set it to fix an empty or "
+                  "wrong camera frame)"),
+    # --- logging and diagnostics
+    "stats_period": P(5.0, "seconds between status lines (0 disables)", range=(0.0, 3600.0, 0.0),
+                      read_only=True),
+    "warn_throttle": P(5.0, "minimum seconds between two warnings of one kind",
+                       range=(0.0, 3600.0, 0.0)),
+    "stats_file": P("", "write final counters and latencies as JSON here on shutdown"),
+    "diagnostics_period": P(1.0, "seconds between /diagnostics messages (0 disables)",
+                            range=(0.0, 60.0, 0.0), read_only=True),
+    "diag_input_timeout": P(3.0, "WARN when no input image arrived for this many seconds",
+                            range=(0.0, 3600.0, 0.0)),
+    "diag_drop_warn": P(0.5, "WARN when more than this fraction of the received frames was "
+                        "dropped (the network is slower than the camera)", range=(0.0, 1.0, 0.0)),
+    "diag_skip_warn": P(0.1, "WARN when more than this fraction of the received frames was "
+                        "skipped for bad input", range=(0.0, 1.0, 0.0)),
+    "diag_latency_warn_ms": P(500.0, "WARN when the p95 frame latency exceeds this (0 "
+                              "disables)", range=(0.0, 100000.0, 0.0)),
+}
+del P
+
+ESTIMATOR_PARAMS = tuple(n for n, s in PARAMETERS.items() if s.group == "estimator")
+PIPELINE_PARAMS = tuple(n for n, s in PARAMETERS.items() if s.group == "pipeline")
+
+
+class ConfigError(ValueError):
+    """A configuration the node cannot run; ``reasons`` lists every problem found."""
+
+    def __init__(self, reasons: Sequence[str]):
+        self.reasons = list(reasons)
+        super().__init__("; ".join(self.reasons))
+
+
+def defaults() -> Dict[str, Any]:
+    """``{name: default}`` of every parameter (lists copied)."""
+    return {n: list(s.default) if isinstance(s.default, list) else s.default
+            for n, s in PARAMETERS.items()}
+
+
+def _check_value(name: str, value: Any) -> Optional[str]:
+    spec = PARAMETERS[name]
+    if isinstance(spec.default, bool) != isinstance(value, bool) or (
+            isinstance(spec.default, (int, float)) and not isinstance(value, (int, float))) or (
+            isinstance(spec.default, str) and not isinstance(value, str)):
+        return f"{name} must be a {type(spec.default).__name__}, got {value!r}"
+    if spec.choices is not None and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    if spec.range is not None:
+        lo, hi, step = spec.range
+        if not lo <= value <= hi:
+            return f"{name} must be within [{lo}, {hi}], got {value}"
+        if step and (value - lo) % step:
+            return f"{name} must be {lo} or a multiple of {step}, got {value}"
+    return None
+
+
+def check_device(device: str) -> Tuple[Optional[torch.device], Optional[str]]:
+    """Resolve ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) on this machine.
+
+    Returns:
+        ``(device, None)``, or ``(None, reason)`` when it is malformed or not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        return None, f"unknown device {device!r}: use auto, cpu, cuda or cuda:N"
+    if dev.type == "cpu":
+        return dev, None
+    if dev.type != "cuda":
+        return None, f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N"
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        return None, f"device {device!r} requested but CUDA is not available on this machine"
+    if dev.index is not None and dev.index >= n:
+        return None, f"device {device!r} does not exist: this machine has {n} CUDA device(s)"
+    return dev, None
+
+
+def check_precision(precision: str, device: torch.device) -> Optional[str]:
+    """Why ``precision`` cannot run on ``device``, or None (no silent fp32 fallback here)."""
+    if precision not in PRECISIONS:
+        return f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+    if precision == "fp16" and device.type != "cuda":
+        return f"precision fp16 needs a CUDA device; {device} has no fp16 kernels (use fp32)"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return f"precision bf16 is not supported by GPU {device} (use fp16 or fp32)"
+    return None
+
+
+def check_checkpoint(path: str, model: str, what: str = "checkpoint") -> Optional[str]:
+    """Why the weights file ``path`` cannot be used for ``model``, or None.
+
+    The file must exist, load with ``torch.load(weights_only=True)`` (plain tensors and
+    containers: a pickle that would run code is refused) and be a checkpoint written by
+    ``save_checkpoint`` for ``model``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return f"{what} {path!r} does not exist"
+    try:
+        ckpt = load_checkpoint(p)
+    except ValueError as exc:  # not plain data (refused, never run), corrupt, or not a dict
+        return f"{what} {path!r} is not a loadable weights file ({exc})"
+    if "state_dict" not in ckpt:
+        return f"{what} {path!r} is not a mono_depth_ros checkpoint (no state_dict)"
+    if ckpt.get("model") != model:
+        return f"{what} {path!r} holds model {ckpt.get('model')!r}, not {model!r}"
+    return None
+
+
+def validate_config(values: Mapping[str, Any]) -> List[str]:
+    """Every reason why the configuration ``values`` cannot run (empty list: it can).
+
+    Args:
+        values: ``{parameter: value}`` for every name of :data:`PARAMETERS` (missing names take
+            their defaults; names not in the table are ignored, so other features can add
+            parameters of their own).
+
+    Returns:
+        Human-readable reasons, each naming the parameter.
+    """
+    v = {**defaults(), **values}
+    reasons = [r for r in (_check_value(n, v[n]) for n in PARAMETERS) if r]
+    if reasons:  # the checks below assume well-typed, in-range values
+        return reasons
+    models = list_models()
+    if v["model"] not in models:
+        return [f"unknown model {v['model']!r}; valid: {', '.join(models)}"]
+    spec = get_spec(v["model"])
+    dev, why = check_device(v["device"])
+    if why:
+        reasons.append(why)
+    else:
+        why = check_precision(v["precision"], dev)
+        if why:
+            reasons.append(why)
+    lo = v["min_depth"] or spec.depth_range[0]
+    hi = v["max_depth"] or spec.depth_range[1]
+    if not 0 <= lo < hi:
+        reasons.append(f"need 0 <= min_depth < max_depth, got min_depth {lo} and max_depth {hi} "
+                       f"(0 = the model's {spec.depth_range[0]} / {spec.depth_range[1]})")
+    cmin, cmax = v["colored_min"], v["colored_max"]
+    if (cmin, cmax) != (0.0, 0.0) and not cmin < cmax:
+        reasons.append(f"need colored_min < colored_max (or both 0: automatic), got {cmin}, {cmax}")
+    if v["checkpoint"]:
+        reasons += [r for r in [check_checkpoint(v["checkpoint"], v["model"])] if r]
+    if v["seg_checkpoint"]:
+        reasons += [r for r in [check_checkpoint(v["seg_checkpoint"], SEMANTIC_FRONTEND,
+                                                 "seg_checkpoint")] if r]
+    return reasons
+
+
+def estimator_kwargs(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """:class:`DepthEstimator` arguments from a configuration (0 / empty = model default)."""
+    v = {**defaults(), **values}
+    w, h = v["input_width"], v["input_height"]
+    size = None
+    if w or h:
+        dh, dw = get_spec(v["model"]).input_size
+        size = (h or dh, w or dw)
+    return dict(model=v["model"], checkpoint=v["checkpoint"] or None,
+                seg_checkpoint=v["seg_checkpoint"] or None, device=v["device"],
+                precision=v["precision"], input_size=size,
+                min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
+                stateful=v["stateful"])
+
+
+def build_estimator(values: Mapping[str, Any]) -> DepthEstimator:
+    """Validate ``values`` and build the network they describe.
+
+    Raises:
+        ConfigError: :func:`validate_config` found problems, or building failed (e.g. the
+            checkpoint's weights do not fit the architecture); the message says why.
+    """
+    reasons = validate_config(values)
+    if reasons:
+        raise ConfigError(reasons)
+    try:
+        return DepthEstimator(**estimator_kwargs(values))
+    except Exception as exc:  # noqa: BLE001 - reported as the reason of the refusal
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError([f"cannot build {values.get('model', 'the model')!r}: "
+                           f"{type(exc).__name__}: {first[:300]}"]) from exc
+
+
+def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
+    """:class:`PipelineConfig` from a configuration."""
+    v = {**defaults(), **values}
+    return PipelineConfig(cloud_decimation=int(v["cloud_decimation"]),
+                          cloud_rgb=bool(v["cloud_rgb"]),
+                          colored_range=(float(v["colored_min"]), float(v["colored_max"])),
+                          obstacle_exclude_classes=tuple(v["obstacle_exclude_classes"]))
+
+
+def release_device_memory(device: Optional[torch.device] = None) -> None:
+    """Collect freed tensors and give cached CUDA memory back to the driver (after dropping
+    every reference to a network)."""
+    gc.collect()
+    if (device is None or device.type == "cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
