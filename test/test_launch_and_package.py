@@ -71,11 +71,13 @@ def test_launch_file_starts_installed_executables_and_existing_files():
 
 def test_params_yaml_matches_node_parameters():
     from mono_depth_ros.ros.depth_node import PARAMETERS
+    from mono_depth_ros.ros.scale_source import SCALE_PARAMETERS
+    everything = {**PARAMETERS, **SCALE_PARAMETERS}
     data = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
     params = data["/**"]["ros__parameters"]
-    assert set(params) == set(PARAMETERS)
+    assert set(params) == set(everything)
     for name, value in params.items():
-        default = PARAMETERS[name][0]
+        default = everything[name][0]
         assert type(value) is type(default), f"{name}: yaml {value!r} vs node default {default!r}"
 
 

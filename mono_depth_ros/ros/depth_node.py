@@ -11,6 +11,9 @@ Publishes, each with the input image's header unchanged:
     ``segmentation/colored`` (bgr8) and ``points/obstacles`` (the organized cloud with the
     pixels of ``obstacle_exclude_classes`` - sky, road, sidewalk, lane marks - set to NaN, so a
     Nav2 voxel layer marks obstacles without ground or sky).
+Metric scale (``scale_source``: none, fixed, sparse_depth, scan, ground_plane): see
+:mod:`mono_depth_ros.ros.scale_source`; ``depth/image`` is in metres after the scale, and
+``depth/scale`` carries the scale with its support and residual.
 
 The subscription callbacks only store the newest frame (a size-1 slot; a frame still waiting
 when the next arrives is dropped and counted); a worker thread decodes, infers and publishes,
@@ -38,6 +41,7 @@ from ..core.stats import PipelineStats
 from ..inference.estimator import DepthEstimator
 from ..models import list_models
 from .conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
+from .scale_source import ScaleSourceAdapter
 
 #: Parameters whose change rebuilds the estimator (applied before the next frame).
 MODEL_PARAMS = ("model", "checkpoint", "seg_checkpoint", "device", "precision", "input_width",
@@ -110,6 +114,7 @@ class DepthNode(Node):
         self.pubs = {name: self.create_publisher(kind, topic, qout)
                      for name, (topic, kind) in OUTPUT_TOPICS.items()}
         self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qout)
+        self.scale_source = ScaleSourceAdapter(self, self.pipeline, qin, qout)  # scale_* params
         self.add_on_set_parameters_callback(self._on_params)
         if self.p("stats_period") > 0:
             self.create_timer(self.p("stats_period"), self._log_stats)
@@ -272,9 +277,14 @@ class DepthNode(Node):
         if (info.width, info.height) != (w, h):
             K = scale_intrinsics(K, w / info.width, h / info.height)
         t1 = time.perf_counter()
-        res = self.pipeline.process(rgb, K, wanted & set(OUTPUT_TOPICS))
+        ref = self.scale_source.prepare(msg.header, (h, w), K)
+        res = self.pipeline.process(rgb, K, wanted & set(OUTPUT_TOPICS), ref, stamp_ns(msg.header) * 1e-9)
         for reason, text in res.warnings:
             self._warn(reason, text)
+        self.scale_source.publish(msg.header, res.scale)
+        if res.skip:
+            self._warn_skip(*res.skip)
+            return False
         t2 = time.perf_counter()
         header = msg.header
         for name, pub in self.pubs.items():
@@ -293,7 +303,7 @@ class DepthNode(Node):
         return True
 
     def _log_stats(self) -> None:
-        self.get_logger().info(self.stats.summary_line())
+        self.get_logger().info(self.stats.summary_line() + self.scale_source.status())
 
     def write_stats(self, path: str) -> None:
         """Write counters, skip reasons and latency percentiles as JSON to ``path``."""

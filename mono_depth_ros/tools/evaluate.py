@@ -48,15 +48,17 @@ class Evaluation:
             if panels > 0 else set()
         self._panels_left = panels
 
-    def add(self, name: str, pred: np.ndarray, gt: np.ndarray, rgb: Optional[np.ndarray] = None
-            ) -> Dict[str, float]:
-        """Score one frame (``H x W`` metres, NaN invalid; ``pred`` resized to ``gt`` if needed)."""
+    def add(self, name: str, pred: np.ndarray, gt: np.ndarray, rgb: Optional[np.ndarray] = None,
+            extra: Optional[dict] = None) -> Dict[str, float]:
+        """Score one frame (``H x W`` metres, NaN invalid; ``pred`` resized to ``gt`` if needed);
+        ``extra`` is stored in the frame's row (e.g. ``scale_fit``)."""
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
         metric = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, crop=self.crop)
         scaled = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, median_scaling=True,
                                        crop=self.crop)
-        row = {"frame": name, **metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)}}
+        row = {"frame": name, **metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)},
+               **(extra or {})}
         idx = len(self.rows)
         self.rows.append(row)
         if rgb is not None and self._panels_left > 0 and (idx in self._panel_at or not self._panel_at):
@@ -91,13 +93,23 @@ class Evaluation:
 
 def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
                    min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4,
-                   progress: bool = True, crop: Optional[str] = None) -> dict:
+                   progress: bool = True, crop: Optional[str] = None,
+                   scale_source: Optional[str] = None) -> dict:
     """Run ``estimator`` (a ``DepthEstimator``) over dataset ``samples`` and score it.
+
+    ``scale_source`` (``sparse:N``, ``scan[:B]``, ``ground:H[:P]``, ``ground:pose``, ``fixed:S``;
+    see :mod:`mono_depth_ros.tools.scale_eval`) scales each prediction with a reference simulated
+    from the ground truth before scoring: ``mean`` is then after that scale, and each frame's
+    row has its ``scale_fit``.
 
     Returns:
         the summary dict (also written to ``out_dir/metrics.json``).
     """
     ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop)
+    scaler = None
+    if scale_source:
+        from .scale_eval import SimulatedScaleSource
+        scaler = SimulatedScaleSource(scale_source, estimator.spec.output_kind, (min_depth, max_depth))
     items: Iterable = samples
     if progress:
         from tqdm import tqdm
@@ -106,9 +118,19 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         if s.depth is None:
             continue
         pred = estimator.predict(s.rgb, s.K)
-        ev.add(s.name, pred.depth, s.depth, s.rgb)
-    ev.write({"model": estimator.name, "checkpoint": estimator.checkpoint})
-    return ev.summary()
+        depth, extra = pred.depth, None
+        if scaler is not None:
+            depth, fit = scaler(s, pred.depth)
+            depth = np.full_like(pred.depth, np.nan) if depth is None else depth
+            extra = {"scale_fit": fit}
+        ev.add(s.name, depth, s.depth, s.rgb, extra)
+    extra = {"model": estimator.name, "checkpoint": estimator.checkpoint,
+             "scale_source": scale_source or "none"}
+    if scaler is not None:
+        from .scale_eval import summarize_fits
+        extra["scale_fits"] = summarize_fits(ev.rows)
+    ev.write(extra)
+    return {**extra, **ev.summary()}
 
 
 def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir: Union[str, Path],
