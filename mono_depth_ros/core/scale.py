@@ -147,7 +147,7 @@ def _least_squares(p: np.ndarray, g: np.ndarray, mode: str) -> Optional[Tuple[fl
 
 
 def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_support: int = 16,
-              inlier_threshold: float = 0.15, min_inlier_fraction: float = 0.3,
+              inlier_threshold: float = 0.3, min_inlier_fraction: float = 0.3,
               iterations: int = 128, max_points: int = 5000, seed: int = 0) -> ScaleFit:
     """Robust scale (or scale + shift in inverse depth) of a prediction against metric references.
 
@@ -162,7 +162,9 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
             reference" (a sparse map is mostly NaN).
         mode: :data:`MODE_SCALE` or :data:`MODE_INVERSE_AFFINE`.
         min_support: fewest inliers accepted.
-        inlier_threshold: largest relative residual of an inlier (0.15 = 15 %).
+        inlier_threshold: largest relative residual of an inlier (0.3 = 30 %: the per-pixel
+            error of a monocular network, AbsRel 0.1-0.3, must still count as agreement; gross
+            outliers - a beam through glass, a lidar point on another object - lie beyond).
         min_inlier_fraction: smallest share of usable references that must be inliers.
         iterations: RANSAC hypotheses.
         max_points: references used to score hypotheses (a random subset beyond that).
@@ -648,8 +650,9 @@ class ScaleConfig:
         ground_min_fraction: ``ground_plane``: smallest share of the region on the plane.
         min_support: references that must agree (``sparse_depth``, ``scan``); floor points
             needed (``ground_plane``: ``4 * min_support``, every 4th pixel is used).
-        inlier_threshold: relative residual of an inlier (references); the floor uses a third
-            of it (point-to-plane distance / camera height).
+        inlier_threshold: relative residual of an agreeing reference.
+        ground_inlier_threshold: point-to-plane distance of a floor point, as a fraction of the
+            camera height.
         min_inlier_fraction: smallest share of the references that must agree.
         smoothing, jump_ratio, max_age: :class:`ScaleEstimator`.
         fallback: ``unscaled`` (publish the network's own depth; for relative models this is
@@ -664,7 +667,8 @@ class ScaleConfig:
     ground_region: float = 0.4
     ground_min_fraction: float = 0.15
     min_support: int = 16
-    inlier_threshold: float = 0.15
+    inlier_threshold: float = 0.3
+    ground_inlier_threshold: float = 0.05
     min_inlier_fraction: float = 0.3
     smoothing: float = 0.5
     jump_ratio: float = 1.5
@@ -682,8 +686,9 @@ class ScaleConfig:
             raise ValueError(f"ground_plane needs camera_height > 0 m, got {self.camera_height}")
         if not 0 < self.ground_region <= 1:
             raise ValueError(f"ground_region must be in (0, 1], got {self.ground_region}")
-        if not self.inlier_threshold > 0:
-            raise ValueError(f"inlier_threshold must be > 0, got {self.inlier_threshold}")
+        if not (self.inlier_threshold > 0 and self.ground_inlier_threshold > 0):
+            raise ValueError(f"inlier thresholds must be > 0, got {self.inlier_threshold}, "
+                             f"{self.ground_inlier_threshold}")
         if int(self.min_support) < 1:
             raise ValueError(f"min_support must be >= 1, got {self.min_support}")
         if not 0 <= self.min_inlier_fraction <= 1 or not 0 <= self.ground_min_fraction <= 1:
@@ -756,7 +761,7 @@ class MetricScaler:
         c = self.config
         fit, _ = ground_plane_scale(pred, K, c.camera_height, c.expected_pitch_deg, mode,
                                     max_tilt_deg=c.max_tilt_deg, region=c.ground_region,
-                                    inlier_threshold=c.inlier_threshold / 3.0,
+                                    inlier_threshold=c.ground_inlier_threshold,
                                     min_fraction=c.ground_min_fraction, min_support=4 * c.min_support)
         return fit
 

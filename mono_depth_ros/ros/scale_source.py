@@ -63,8 +63,10 @@ SCALE_PARAMETERS = {
     "ground_min_fraction": (0.15, "ground_plane: smallest share of the region on the floor",
                             "ground_min_fraction"),
     "scale_min_support": (16, "fewest agreeing references (floor: 4x as many points)", "min_support"),
-    "scale_inlier_threshold": (0.15, "largest relative residual of an agreeing reference",
+    "scale_inlier_threshold": (0.3, "largest relative residual of an agreeing reference",
                                "inlier_threshold"),
+    "ground_inlier_threshold": (0.05, "ground_plane: largest point-to-floor distance of a floor "
+                                "point, as a fraction of camera_height", "ground_inlier_threshold"),
     "scale_min_inlier_fraction": (0.3, "smallest share of the references that must agree",
                                   "min_inlier_fraction"),
     "scale_smoothing": (0.5, "weight of the previous scale in [0, 1) (0 = every frame's own fit)",
