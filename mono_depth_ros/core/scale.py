@@ -428,7 +428,8 @@ def pose_matrix(xyz: Sequence[float], rpy: Sequence[float]) -> np.ndarray:
     if len(xyz) != 3 or len(rpy) != 3:
         raise ValueError(f"xyz and rpy need 3 values each, got {list(xyz)}, {list(rpy)}")
     r, p, y = (float(v) for v in rpy)
-    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
+    cr, sr, cp, sp = math.cos(r), math.sin(r), math.cos(p), math.sin(p)
+    cy, sy = math.cos(y), math.sin(y)
     T = np.eye(4)
     T[:3, :3] = [[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
                  [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
@@ -755,14 +756,16 @@ class MetricScaler:
     def _fit_reference(self, pred, K, reference, mode) -> ScaleFit:
         c = self.config
         return fit_scale(pred, reference, mode, min_support=c.min_support,
-                         inlier_threshold=c.inlier_threshold, min_inlier_fraction=c.min_inlier_fraction)
+                         inlier_threshold=c.inlier_threshold,
+                         min_inlier_fraction=c.min_inlier_fraction)
 
     def _fit_ground(self, pred, K, reference, mode) -> ScaleFit:
         c = self.config
         fit, _ = ground_plane_scale(pred, K, c.camera_height, c.expected_pitch_deg, mode,
                                     max_tilt_deg=c.max_tilt_deg, region=c.ground_region,
                                     inlier_threshold=c.ground_inlier_threshold,
-                                    min_fraction=c.ground_min_fraction, min_support=4 * c.min_support)
+                                    min_fraction=c.ground_min_fraction,
+                                    min_support=4 * c.min_support)
         return fit
 
     #: Per-frame fit of each fitted source.

@@ -62,7 +62,8 @@ SCALE_PARAMETERS = {
                       "ground_region"),
     "ground_min_fraction": (0.15, "ground_plane: smallest share of the region on the floor",
                             "ground_min_fraction"),
-    "scale_min_support": (16, "fewest agreeing references (floor: 4x as many points)", "min_support"),
+    "scale_min_support": (16, "fewest agreeing references (floor: 4x as many points)",
+                          "min_support"),
     "scale_inlier_threshold": (0.3, "largest relative residual of an agreeing reference",
                                "inlier_threshold"),
     "ground_inlier_threshold": (0.05, "ground_plane: largest point-to-floor distance of a floor "
@@ -71,7 +72,8 @@ SCALE_PARAMETERS = {
                                   "min_inlier_fraction"),
     "scale_smoothing": (0.5, "weight of the previous scale in [0, 1) (0 = every frame's own fit)",
                         "smoothing"),
-    "scale_jump_ratio": (1.5, "restart the smoothing when the new scale differs by more", "jump_ratio"),
+    "scale_jump_ratio": (1.5, "restart the smoothing when the new scale differs by more",
+                         "jump_ratio"),
     "scale_max_age": (2.0, "seconds the last good scale is kept, then scale_fallback", "max_age"),
     "scale_fallback": ("unscaled", "unscaled (the network's depth) | skip (no depth)", "fallback"),
     "reference_stamp_tolerance": (0.05, "s between an image and its paired reference", None),
@@ -242,7 +244,8 @@ class ScaleSourceAdapter:
         return points_to_sparse_depth(cloud_xyz(msg), K, shape)
 
     def _scan_ref(self, msg, header, shape, K, values) -> np.ndarray:
-        pts = scan_points(msg.ranges, msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
+        pts = scan_points(msg.ranges, msg.angle_min, msg.angle_increment, msg.range_min,
+                          msg.range_max)
         return points_to_sparse_depth(pts, K, shape, self._scan_pose(msg, header, values))
 
     _CONVERT = {Image: _image_ref, PointCloud2: _cloud_ref, LaserScan: _scan_ref}
@@ -259,9 +262,9 @@ class ScaleSourceAdapter:
                 return quaternion_pose([tf.translation.x, tf.translation.y, tf.translation.z],
                                        [tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w])
             except Exception as exc:  # noqa: BLE001 - any tf failure: fall back to parameters
-                self.node.get_logger().warning(f"tf2 lookup {msg.header.frame_id} -> "
-                                               f"{header.frame_id} failed ({exc}): using scan_xyz/rpy",
-                                               throttle_duration_sec=5.0)
+                self.node.get_logger().warning(
+                    f"tf2 lookup {msg.header.frame_id} -> {header.frame_id} failed ({exc}): "
+                    "using scan_xyz/rpy", throttle_duration_sec=5.0)
         return pose_matrix(values["scan_xyz"], values["scan_rpy"])
 
     def publish(self, header, state: Optional[ScaleState]) -> None:

@@ -57,8 +57,8 @@ class Evaluation:
         metric = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, crop=self.crop)
         scaled = compute_depth_metrics(pred, gt, self.min_depth, self.max_depth, median_scaling=True,
                                        crop=self.crop)
-        row = {"frame": name, **metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)},
-               **(extra or {})}
+        row = {"frame": name, **metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)}}
+        row.update(extra or {})
         idx = len(self.rows)
         self.rows.append(row)
         if rgb is not None and self._panels_left > 0 and (idx in self._panel_at or not self._panel_at):
@@ -109,7 +109,8 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     scaler = None
     if scale_source:
         from .scale_eval import SimulatedScaleSource
-        scaler = SimulatedScaleSource(scale_source, estimator.spec.output_kind, (min_depth, max_depth))
+        scaler = SimulatedScaleSource(scale_source, estimator.spec.output_kind,
+                                      (min_depth, max_depth))
     items: Iterable = samples
     if progress:
         from tqdm import tqdm

@@ -148,10 +148,11 @@ class SimulatedScaleSource:
 
     def reference(self, sample) -> Optional[Reference]:
         """The simulated reference of ``sample`` (None for ``ground`` and ``fixed``)."""
-        if self.spec.kind == "sparse":
-            return Reference(sparse_reference(sample.depth, self.spec.count, self.rng, self.valid_range))
-        if self.spec.kind == "scan":
-            return Reference(scan_reference(sample.depth, sample.K, self.spec.band, self.valid_range))
+        sp, rng = self.spec, self.valid_range
+        if sp.kind == "sparse":
+            return Reference(sparse_reference(sample.depth, sp.count, self.rng, rng))
+        if sp.kind == "scan":
+            return Reference(scan_reference(sample.depth, sample.K, sp.band, rng))
         return None
 
     def __call__(self, sample, pred: np.ndarray) -> Tuple[Optional[np.ndarray], dict]:
@@ -183,7 +184,8 @@ def summarize_fits(rows) -> dict:
     for f in fits:
         if f.get("reason"):
             reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
+    def median(key):
+        return float(np.median([f.get(key, 0) for f in fitted])) if fitted else float("nan")
+
     return {"frames": len(fits), "fitted": len(fitted), "rejected": reasons,
-            "median_scale": float(np.median([f["scale"] for f in fitted])) if fitted else float("nan"),
-            "median_support": float(np.median([f.get("support", 0) for f in fitted])) if fitted
-            else float("nan")}
+            "median_scale": median("scale"), "median_support": median("support")}
