@@ -152,8 +152,9 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
     """Robust scale (or scale + shift in inverse depth) of a prediction against metric references.
 
     RANSAC over minimal samples (one reference for a scale, two for scale + shift), scored by
-    inlier count (``|relative residual| < inlier_threshold``), then least squares on the inliers
-    (twice, re-selecting inliers), then the support checks.
+    the MSAC cost (relative residuals truncated at ``inlier_threshold``, summed; Torr and
+    Zisserman, CVIU 2000), then least squares on the inliers (twice, re-selecting them), then
+    the support checks.
 
     Args:
         pred: prediction, any shape: depth (:data:`MODE_SCALE`), or the network's relative
@@ -196,7 +197,7 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
     p, g = p_all[m].ravel(), ref[m].astype(np.float64).ravel()
     n = p.size
     if n < max(min_support, nsample):
-        return ScaleFit(candidates=n, support=n, reason="too_little_support")
+        return ScaleFit(candidates=n, reason="too_little_support")
     rng = np.random.default_rng(seed)
     if n > max_points:
         sub = rng.choice(n, max_points, replace=False)
@@ -220,11 +221,10 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
             return ScaleFit(candidates=n, reason="degenerate")
     with np.errstate(invalid="ignore"):
         r = np.abs(_residuals(ps[None, :], gs[None, :], s, t, mode))
-    # MSAC score: inlier count, ties broken by the truncated residual sum.
+    # MSAC: an outlier costs the threshold, an inlier its residual
     cost = np.minimum(np.nan_to_num(r, nan=np.inf), inlier_threshold).sum(1)
     best = int(np.argmin(cost))
     scale, shift = float(s[best, 0]), float(t[best, 0])
-    inl = None
     for _ in range(2):
         inl = np.abs(_residuals(p, g, scale, shift, mode)) < inlier_threshold
         if inl.sum() < nsample:
@@ -303,9 +303,10 @@ def fit_ground_plane(depth: np.ndarray, K: np.ndarray, up: Optional[np.ndarray] 
 
     The region's pixels are back-projected with ``K`` (every 4th pixel, by
     :class:`~mono_depth_ros.core.geometry.CloudBuilder`); three-point hypotheses whose normal is
-    within ``max_tilt_deg`` of ``up`` and which pass below the camera are scored by inliers
-    (point-to-plane distance below ``inlier_threshold`` times the plane distance, so the test is
-    scale-free), and the best is refined by total least squares on its inliers.
+    within ``max_tilt_deg`` of ``up`` and which pass below the camera are scored by the MSAC
+    cost (point-to-plane distances relative to the plane distance, so the test is scale-free,
+    truncated at ``inlier_threshold``), and the best is refined by total least squares on its
+    inliers.
 
     Args:
         depth: ``H x W`` float32 depth (any consistent unit), NaN invalid.
