@@ -1,5 +1,9 @@
 """The per-frame pipeline of the depth node, without ROS: image array + K -> every output.
 
+Right after inference an optional :class:`~mono_depth_ros.core.scale.MetricScaler` puts the
+depth in metres from a sparse reference, the ground plane or a fixed factor; every later output
+(colour map, clouds) uses the scaled depth.
+
 ``depth_node`` converts messages to arrays, calls :meth:`FramePipeline.process` and turns the
 :class:`FrameResult` into messages; ``bench`` times the same code. Outputs follow
 image_pipeline's depth_image_proc conventions: depth in metres with NaN for invalid pixels
@@ -15,6 +19,7 @@ from typing import Collection, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .geometry import CloudBuilder, OrganizedCloud, obstacle_depth
+from .scale import MetricScaler, Reference, ScaleState
 from .visualize import colorize_depth, colorize_labels
 
 #: Outputs :meth:`FramePipeline.process` can compute (the node's topic for each in brackets):
@@ -50,7 +55,8 @@ class FrameResult:
     """Everything one frame produced; an output not asked for is ``None``.
 
     Attributes:
-        depth: ``H x W`` float32 metres, NaN invalid (always computed).
+        depth: ``H x W`` float32 metres, NaN invalid (always computed; after the metric scale
+            when the pipeline has a scaler). None only when ``skip`` is set.
         colored: ``H x W x 3`` uint8 BGR colour-mapped depth.
         points: organized cloud of ``depth`` (x, y, z[, rgb] float32, optical frame).
         labels: ``H x W`` uint8 class ids (segmentation models).
@@ -59,11 +65,14 @@ class FrameResult:
         timings: milliseconds per stage: ``preprocess``, ``inference``, ``postprocess`` (from the
             estimator), ``colorize`` and ``cloud``.
         warnings: problems worth a (throttled) warning, as ``(reason, text)`` pairs.
+        scale: the :class:`~mono_depth_ros.core.scale.ScaleState` applied (with a scaler).
+        skip: ``(reason, text)`` when the frame has no output (no usable scale and the scale
+            fallback is ``skip``); every output is then None.
 
     The two clouds use buffers owned by the pipeline: serialise them before the next frame.
     """
 
-    depth: np.ndarray
+    depth: Optional[np.ndarray]
     colored: Optional[np.ndarray] = None
     points: Optional[OrganizedCloud] = None
     labels: Optional[np.ndarray] = None
@@ -71,6 +80,8 @@ class FrameResult:
     obstacles: Optional[OrganizedCloud] = None
     timings: Dict[str, float] = field(default_factory=dict)
     warnings: List[Tuple[str, str]] = field(default_factory=list)
+    scale: Optional[ScaleState] = None
+    skip: Optional[Tuple[str, str]] = None
 
 
 class FramePipeline:
@@ -81,14 +92,22 @@ class FramePipeline:
             ``timings``), ``palette`` and ``segmentation_info(key)``, e.g.
             :class:`mono_depth_ros.inference.estimator.DepthEstimator`.
         config: :class:`PipelineConfig` (defaults if omitted).
+        scaler: :class:`~mono_depth_ros.core.scale.MetricScaler` applied right after inference
+            (None = the network's depth as is).
 
-    Not thread-safe: one thread calls :meth:`process`, :meth:`configure` and
-    :meth:`set_estimator` (the node's worker thread).
+    Not thread-safe: one thread calls :meth:`process`, :meth:`configure`,
+    :meth:`set_estimator` and :meth:`set_scaler` (the node's worker thread).
     """
 
-    def __init__(self, estimator, config: Optional[PipelineConfig] = None):
+    def __init__(self, estimator, config: Optional[PipelineConfig] = None,
+                 scaler: Optional[MetricScaler] = None):
         self.estimator = estimator
+        self.scaler = scaler
         self.configure(config or PipelineConfig())
+
+    def set_scaler(self, scaler: Optional[MetricScaler]) -> None:
+        """Use another metric scale source from the next frame on (None = no scaling)."""
+        self.scaler = scaler
 
     def configure(self, config: PipelineConfig) -> None:
         """Apply new settings from the next frame on (rebuilds the cloud buffers)."""
@@ -107,7 +126,24 @@ class FramePipeline:
         wanted = list(self.config.obstacle_exclude_classes)
         return [names.index(c) for c in wanted if c in names], [c for c in wanted if c not in names]
 
-    def process(self, rgb: np.ndarray, K: np.ndarray, wanted: Collection[str] = OUTPUTS
+    def _scale(self, res: FrameResult, K: np.ndarray, reference: Optional[Reference],
+               stamp: Optional[float]) -> None:
+        est = self.estimator
+        spec = getattr(est, "spec", None)
+        t0 = time.perf_counter()
+        out = self.scaler(res.depth, K, time.monotonic() if stamp is None else float(stamp),
+                          getattr(spec, "output_kind", None), reference,
+                          (getattr(est, "min_depth", 0.0), getattr(est, "max_depth", np.inf)))
+        res.depth, res.scale = out.depth, out.state
+        if out.depth is None:  # the last warning says why the frame is skipped
+            res.skip, res.labels = out.warnings[-1], None
+            res.warnings.extend(out.warnings[:-1])
+        else:
+            res.warnings.extend(out.warnings)
+        res.timings["scale"] = 1e3 * (time.perf_counter() - t0)
+
+    def process(self, rgb: np.ndarray, K: np.ndarray, wanted: Collection[str] = OUTPUTS,
+                reference: Optional[Reference] = None, stamp: Optional[float] = None
                 ) -> FrameResult:
         """Run one frame.
 
@@ -115,9 +151,12 @@ class FramePipeline:
             rgb: ``H x W x 3`` uint8 RGB image.
             K: ``3 x 3`` float intrinsics of ``rgb`` (pixels).
             wanted: names from :data:`OUTPUTS` to compute; depth is always computed.
+            reference: this frame's metric reference for the scaler (sparse sources).
+            stamp: frame time in seconds for the scaler's temporal filter (default: now).
 
         Returns:
-            :class:`FrameResult`.
+            :class:`FrameResult` (only ``skip``, ``scale`` and ``warnings`` when the scaler
+            found no usable scale and its fallback is ``skip``).
 
         Raises:
             ValueError: ``wanted`` names an unknown output.
@@ -127,22 +166,26 @@ class FramePipeline:
             raise ValueError(f"unknown outputs {sorted(unknown)}; valid: {', '.join(OUTPUTS)}")
         pred = self.estimator.predict(rgb, K)
         res = FrameResult(depth=pred.depth, labels=pred.labels, timings=dict(pred.timings))
+        if self.scaler is not None:
+            self._scale(res, K, reference, stamp)
+            if res.skip:
+                return res
         cfg = self.config
         t0 = time.perf_counter()
         if "colored" in wanted:
-            res.colored = colorize_depth(pred.depth, *cfg.colored_range)
+            res.colored = colorize_depth(res.depth, *cfg.colored_range)
         if pred.labels is not None and "seg_colored" in wanted and self.estimator.palette is not None:
             res.seg_colored = colorize_labels(pred.labels, self.estimator.palette)
         t1 = time.perf_counter()
         colour = rgb if cfg.cloud_rgb else None
         if "points" in wanted:
-            res.points = self._points.build(pred.depth, K, colour)
+            res.points = self._points.build(res.depth, K, colour)
         if pred.labels is not None and "obstacles" in wanted:
             ids, unknown_names = self.excluded_class_ids()
             if unknown_names:
                 res.warnings.append(("unknown_class", f"obstacle_exclude_classes {unknown_names} not "
                                      f"in the model's classes: ignored"))
-            res.obstacles = self._obstacles.build(obstacle_depth(pred.depth, pred.labels, ids), K, colour)
+            res.obstacles = self._obstacles.build(obstacle_depth(res.depth, pred.labels, ids), K, colour)
         if "labels" not in wanted:
             res.labels = None
         res.timings["colorize"] = 1e3 * (t1 - t0)

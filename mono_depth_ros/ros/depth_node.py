@@ -13,6 +13,9 @@ parameter is set):
     pixels of ``obstacle_exclude_classes`` - sky, road, sidewalk, lane marks - set to NaN, so a
     Nav2 voxel layer marks obstacles without ground or sky);
     ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, one status named after the node).
+Metric scale (``scale_source``: none, fixed, sparse_depth, scan, ground_plane): see
+:mod:`mono_depth_ros.ros.scale_source`; ``depth/image`` is in metres after the scale, and
+``depth/scale`` carries the scale with its support and residual.
 
 Two executables share one body (:class:`DepthNodeCore`): ``depth_node`` (:class:`DepthNode`)
 loads the model and starts at once; ``depth_lifecycle_node`` (:class:`LifecycleDepthNode`) is a
@@ -57,6 +60,7 @@ from ..inference.node_config import (ESTIMATOR_PARAMS, PARAMETERS, PIPELINE_PARA
                                      ParamSpec, build_estimator, pipeline_config,
                                      release_device_memory, validate_config)
 from .conversions import depth_camera_info, make_cloud, make_image, qos_profile, stamp_ns
+from .scale_source import ScaleSourceAdapter
 
 #: Output topic of each pipeline output (core.pipeline.OUTPUTS), and its message kind.
 OUTPUT_TOPICS = {"depth": ("depth/image", Image), "colored": ("depth/colored", Image),
@@ -121,6 +125,10 @@ class DepthNodeCore:
         self._diagnostic_sources: List[Callable[[], Mapping[str, str]]] = []
         self.health = HealthMonitor()
         self._rectifier = Rectifier()
+        # scale_* parameters, reference subscriptions and depth/scale (ros/scale_source.py)
+        self.scale_source = ScaleSourceAdapter(
+            self, qos_profile(self.p("input_reliability"), self.p("input_depth")),
+            qos_profile(self.p("output_reliability"), self.p("output_depth")))
         self.add_on_set_parameters_callback(self._on_params)
         self.add_post_set_parameters_callback(self._after_params)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -360,9 +368,15 @@ class DepthNodeCore:
             self._warn(reason, text)
         rgb = self._rectifier.rectify(rgb, cam)  # lens distortion removed before inference
         t1 = time.perf_counter()
-        res = self.pipeline.process(rgb, cam.output_K, wanted & set(OUTPUT_TOPICS))
+        ref = self.scale_source.prepare(self.pipeline, msg.header, (h, w), cam.output_K)
+        res = self.pipeline.process(rgb, cam.output_K, wanted & set(OUTPUT_TOPICS), ref,
+                                    stamp_ns(msg.header) * 1e-9)
         for reason, text in res.warnings:
             self._warn(reason, text)
+        self.scale_source.publish(self._output_header(msg.header), res.scale)
+        if res.skip:
+            self._warn_skip(*res.skip)
+            return False
         t2 = time.perf_counter()
         header = self._output_header(msg.header)
         for name, pub in self.pubs.items():
@@ -382,7 +396,7 @@ class DepthNodeCore:
 
     # --------------------------------------------------------------------- reporting
     def _log_stats(self) -> None:
-        self.get_logger().info(self.stats.summary_line())
+        self.get_logger().info(self.stats.summary_line() + self.scale_source.status())
 
     def add_diagnostic_source(self, source: Callable[[], Mapping[str, str]]) -> None:
         """Add ``source()``'s ``{key: value}`` to every diagnostics status (e.g. a scale

@@ -111,6 +111,17 @@ def cmd_record(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_bags, evaluate_model, format_table
     from ..core.metrics import format_appendix_a
+    if args.scale_source:
+        from .scale_eval import parse_scale_source
+        if args.bag:
+            print("--scale-source needs --data (recorded predictions are already scaled by the "
+                  "node)", file=sys.stderr)
+            return 2
+        try:
+            parse_scale_source(args.scale_source)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     if args.bag:
         summary = evaluate_bags(args.bag, args.gt_bag or args.bag, args.out, args.pred_topic,
                                 args.gt_topic, args.image_topic, args.min_depth or 1e-3,
@@ -124,12 +135,18 @@ def cmd_evaluate(args) -> int:
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
-                                 args.panels, crop=args.crop, baseline=args.baseline)
+                                 args.panels, crop=args.crop, baseline=args.baseline,
+                                 scale_source=args.scale_source)
     else:
         print("evaluate needs --bag (recorded predictions) or --data (dataset folder)", file=sys.stderr)
         return 2
     print(format_appendix_a(summary) if args.layout == "appendix-a" else format_table(summary))
     print(f"frames: {summary['frames']}  metrics: {Path(args.out) / 'metrics.json'}")
+    if "scale_fits" in summary:
+        f = summary["scale_fits"]
+        print(f"scale source {summary['scale_source']}: fitted {f['fitted']} of {f['frames']} "
+              f"frames, median scale {f['median_scale']:.3f}, median support "
+              f"{f['median_support']:.0f}, rejected {f['rejected'] or 'none'}")
     for p in summary["panels"]:
         print(f"panel: {p}")
     return 0
@@ -280,6 +297,8 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
     s.add_argument("--crop", choices=["eigen", "garg"], help="KITTI evaluation crop")
+    s.add_argument("--scale-source", help="metric scale from a reference simulated from the ground "
+                   "truth: sparse:N | scan[:B] | ground:HEIGHT[:PITCH] | ground:pose | fixed:S")
     s.add_argument("--layout", choices=["table", "appendix-a"], default="table",
                    help="appendix-a: RMS, MQE, RMSL, RMSLSI, ABSR, ABSQ, σ1-3 (Valdez-Rodríguez)")
     s.add_argument("--baseline", default="constant",

@@ -110,13 +110,15 @@ class Evaluation:
                                        crop=self.crop)
         return {**metric, "median_scaled": {k: scaled[k] for k in METRIC_NAMES + ("scale",)}}
 
-    def add(self, name: str, pred: np.ndarray, gt: np.ndarray, rgb: Optional[np.ndarray] = None
-            ) -> Dict[str, float]:
+    def add(self, name: str, pred: np.ndarray, gt: np.ndarray, rgb: Optional[np.ndarray] = None,
+            extra: Optional[dict] = None) -> Dict[str, float]:
         """Score one frame: ``pred`` and ``gt`` are ``H x W`` metres (``pred`` NaN or inf where the
-        model gave no in-range value, resized to ``gt`` if needed; ``gt`` NaN/0 invalid)."""
+        model gave no in-range value, resized to ``gt`` if needed; ``gt`` NaN/0 invalid);
+        ``extra`` is stored in the frame's row (e.g. ``scale_fit``)."""
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
         row = {"frame": name, **self._score(pred, gt)}
+        row.update(extra or {})
         metric = {k: row[k] for k in METRIC_NAMES}
         if self.baseline is not None:
             row["baseline"] = self._score(np.full(gt.shape, self.baseline.value, np.float32), gt)
@@ -187,12 +189,15 @@ def resolve_baseline(text: Optional[str], samples: Sequence, min_depth: float, m
 def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
                    min_depth: float = 1e-3, max_depth: float = 10.0, panels: int = 4,
                    progress: bool = True, crop: Optional[str] = None,
-                   baseline: Optional[str] = "constant") -> dict:
+                   baseline: Optional[str] = "constant", scale_source: Optional[str] = None) -> dict:
     """Run ``estimator`` (a ``DepthEstimator``) over dataset ``samples`` and score it.
 
     The network's depth before its range mask (``Prediction.unmasked``) is scored, clipped to the
     evaluation range as the protocol says; ``baseline`` is ``"constant[:METRES]"`` or ``"none"``
-    (see :func:`resolve_baseline`).
+    (see :func:`resolve_baseline`). ``scale_source`` (``sparse:N``, ``scan[:B]``,
+    ``ground:H[:P]``, ``ground:pose``, ``fixed:S``; see :mod:`mono_depth_ros.tools.scale_eval`)
+    scales each prediction with a reference simulated from the ground truth before scoring:
+    ``mean`` is then after that scale, and each frame's row has its ``scale_fit``.
 
     Returns:
         the summary dict (also written to ``out_dir/metrics.json``).
@@ -200,6 +205,11 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     base = resolve_baseline(baseline, samples, min_depth, max_depth,
                             getattr(estimator.spec, "train_median_depth", None))
     ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop, base)
+    scaler = None
+    if scale_source:
+        from .scale_eval import SimulatedScaleSource
+        scaler = SimulatedScaleSource(scale_source, estimator.spec.output_kind,
+                                      (min_depth, max_depth))
     items: Iterable = samples
     if progress:
         from tqdm import tqdm
@@ -208,9 +218,19 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         if s.depth is None:
             continue
         pred = estimator.predict(s.rgb, s.K)
-        ev.add(s.name, pred.depth if pred.unmasked is None else pred.unmasked, s.depth, s.rgb)
-    ev.write({"model": estimator.name, "checkpoint": estimator.checkpoint})
-    return ev.summary()
+        depth, extra = pred.depth if pred.unmasked is None else pred.unmasked, None
+        if scaler is not None:
+            depth, fit = scaler(s, depth)
+            depth = np.full_like(pred.depth, np.nan) if depth is None else depth
+            extra = {"scale_fit": fit}
+        ev.add(s.name, depth, s.depth, s.rgb, extra)
+    extra = {"model": estimator.name, "checkpoint": estimator.checkpoint,
+             "scale_source": scale_source or "none"}
+    if scaler is not None:
+        from .scale_eval import summarize_fits
+        extra["scale_fits"] = summarize_fits(ev.rows)
+    ev.write(extra)
+    return {**extra, **ev.summary()}
 
 
 def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir: Union[str, Path],
