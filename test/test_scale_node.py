@@ -42,7 +42,8 @@ def node(rclpy_context):
         # a small network input keeps the test fast; the scale code sees the full 640 x 480
         Parameter("input_width", value=128), Parameter("input_height", value=96),
         Parameter("scale_source", value="sparse_depth"), Parameter("scale_smoothing", value=0.0),
-        Parameter("scale_max_age", value=1.0)])
+        Parameter("scale_max_age", value=1.0),
+        Parameter("camera_info_max_age", value=60.0)])  # one camera_info at t=0 for all frames
     m = CameraInfo(header=header(0), width=640, height=480)
     m.k = K.reshape(9).tolist()
     n._on_info(m)

@@ -286,7 +286,7 @@ class ScaleSourceAdapter:
 
     def status(self) -> str:
         """Status-line suffix: the current scale and the rejection counts."""
-        scaler = self.pipeline.scaler
+        scaler = self._scaler
         if scaler is None or self.last is None:
             return ""
         s = self.last

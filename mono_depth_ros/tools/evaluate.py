@@ -218,7 +218,8 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         if s.depth is None:
             continue
         pred = estimator.predict(s.rgb, s.K)
-        depth, extra = pred.depth if pred.unmasked is None else pred.unmasked, None
+        unmasked = getattr(pred, "unmasked", None)  # before the range mask, when the model has it
+        depth, extra = pred.depth if unmasked is None else unmasked, None
         if scaler is not None:
             depth, fit = scaler(s, depth)
             depth = np.full_like(pred.depth, np.nan) if depth is None else depth
