@@ -21,7 +21,8 @@ with:
 Cameras: one room per sequence and ``sequence_length`` independent random views in it (not a
 trajectory): camera height 0.2-1.8 m (:data:`INDOOR_HEIGHT_RANGE`), pitch -35..+15 degrees,
 roll +-10 degrees, any yaw; a view is kept only when the optical axis meets the room's shell at
-least 0.8 m away and the camera is outside every piece of furniture. The horizontal field of
+least 0.8 m away and any furniture's bounding box at least 0.4 m away, and the camera is
+outside every piece of furniture. The horizontal field of
 view (45-95 degrees, :data:`INDOOR_FOV_RANGE`), the image aspect (4:3 most often, also 16:9,
 16:10, 3:2, 5:4, 1:1) and size (x0.8-1.25 of the requested one) are drawn per room.
 
@@ -73,8 +74,9 @@ INDOOR_ROLL_RANGE = (-10.0, 10.0)
 ASPECTS = ((4 / 3, 0.55), (16 / 9, 0.12), (16 / 10, 0.1), (3 / 2, 0.1), (5 / 4, 0.08), (1.0, 0.05))
 #: Default photo folder (training split only) relative to the package share dir, and frames.
 PHOTO_FRAMES = (0, 800)
-#: Shortest distance (m) from the camera to the room shell along the optical axis.
+#: Shortest distance (m) from the camera to the room shell / to furniture along the optical axis.
 MIN_VIEW_DISTANCE = 0.8
+MIN_FURNITURE_DISTANCE = 0.4
 _TEX = 128  # texture side (px); photo crops get twice that
 
 
@@ -89,7 +91,7 @@ def default_photo_dir() -> Optional[Path]:
     return d if d.is_dir() else None
 
 
-def photo_files(photo_dir: Optional[Path], frames: Tuple[int, int] = PHOTO_FRAMES) -> List[Path]:
+def photo_files(photo_dir: Optional[Path], frames: Tuple[int, Optional[int]] = PHOTO_FRAMES) -> List[Path]:
     """Colour frames ``frames[0] <= N < frames[1]`` (``frame-NNNNNN.color.jpg`` or any
     ``*.jpg``/``*.png`` whose name carries the number) of ``photo_dir``, sorted; [] for None."""
     if photo_dir is None:
@@ -99,7 +101,7 @@ def photo_files(photo_dir: Optional[Path], frames: Tuple[int, int] = PHOTO_FRAME
         if p.suffix.lower() not in (".jpg", ".jpeg", ".png") or "depth" in p.name:
             continue
         digits = "".join(c for c in p.stem if c.isdigit())
-        if digits and frames[0] <= int(digits) < frames[1]:
+        if digits and frames[0] <= int(digits) and (frames[1] is None or int(digits) < frames[1]):
             out.append(p)
     return out
 
@@ -855,6 +857,19 @@ class IndoorScene:
                 ts.append(-pos[k] / d[k])
         return float(min(ts))
 
+    def _ray_to_furniture(self, pos: np.ndarray, d: np.ndarray) -> float:
+        """Distance along ``d`` from ``pos`` to the first furniture bounding box (inf: none)."""
+        best = math.inf
+        for x0, y0, x1, y1, top in self._boxes:
+            lo, hi = np.array([x0, y0, 0.0]), np.array([x1, y1, top])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t0, t1 = (lo - pos) / d, (hi - pos) / d
+            tn = np.nanmax(np.minimum(t0, t1))
+            tf = np.nanmin(np.maximum(t0, t1))
+            if tf >= max(tn, 0.0):
+                best = min(best, max(tn, 0.0))
+        return best
+
     def view(self, index: int) -> Tuple[np.ndarray, dict]:
         """Camera pose of view ``index`` (``4 x 4`` optical camera-to-world) and its parameters
         (``height_m``, ``pitch_deg``, ``roll_deg``, ``yaw_deg``); a function of the seed and
@@ -887,7 +902,8 @@ class IndoorScene:
                    for b in self._boxes):
                 continue
             pose = camera_pose((x, y, z), yaw, pitch, roll)
-            if self._ray_to_shell(pose[:3, 3], pose[:3, 2]) >= MIN_VIEW_DISTANCE:
+            if (self._ray_to_shell(pose[:3, 3], pose[:3, 2]) >= MIN_VIEW_DISTANCE
+                    and self._ray_to_furniture(pose[:3, 3], pose[:3, 2]) >= MIN_FURNITURE_DISTANCE):
                 return pose, dict(height_m=z, pitch_deg=pitch, roll_deg=roll, yaw_deg=yaw)
         # a small room full of furniture: stand in the middle, look along the room
         z = min(1.2, H - 0.2)
