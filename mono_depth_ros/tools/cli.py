@@ -185,10 +185,17 @@ def cmd_train(args) -> int:
     cfg = TrainConfig()
     if args.config:
         cfg = dataclasses.replace(cfg, **json.loads(Path(args.config).read_text()))
+    one = lambda v: v[0] if isinstance(v, list) and len(v) == 1 else v  # noqa: E731
     overrides = {k: v for k, v in dict(
-        model=args.model, train=args.data, val=args.val, out=args.out, epochs=args.epochs,
+        model=args.model, train=one(args.data), val=one(args.val), out=args.out, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device,
-        loss=args.loss).items() if v is not None}
+        loss=args.loss, mix=args.mix, epoch_steps=args.epoch_steps, zoom_min=args.zoom_min,
+        init_checkpoint=args.init_checkpoint,
+        time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
+        ).items() if v is not None}
+    for flag in ("focal_norm", "photometric"):
+        if getattr(args, flag):
+            overrides[flag] = True
     if args.encoder:
         overrides["model_kwargs"] = {**cfg.model_kwargs, "encoder": args.encoder}
     if args.no_pretrained:
@@ -319,8 +326,20 @@ def _args_demo(s: argparse.ArgumentParser) -> None:
 
 def _args_train(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model")
-    s.add_argument("--data", help="training set DIR[@START:STOP]")
-    s.add_argument("--val", help="validation set DIR[@START:STOP]")
+    s.add_argument("--data", nargs="+", help="training set(s) DIR[@START:STOP]; several are mixed")
+    s.add_argument("--val", nargs="+", help="validation set(s) DIR[@START:STOP]; checkpoints are "
+                   "selected by their mean AbsRel")
+    s.add_argument("--mix", type=float, nargs="+", help="fraction of each batch per --data set "
+                   "(default: by size)")
+    s.add_argument("--epoch-steps", type=int, help="steps between validations (default: one pass)")
+    s.add_argument("--time-budget-min", type=float, help="wall-time budget in minutes (summed "
+                   "over --resume runs)")
+    s.add_argument("--focal-norm", action="store_true", help="train depth for a canonical camera "
+                   "(targets x train_focal / (fx/W) per frame)")
+    s.add_argument("--zoom-min", type=float, help="focal augmentation: crop side fraction in "
+                   "[ZOOM_MIN, 1], resized back (needs --focal-norm)")
+    s.add_argument("--photometric", action="store_true", help="colour jitter, blur, sensor noise, JPEG")
+    s.add_argument("--init-checkpoint", help="start from the weights of this checkpoint")
     s.add_argument("--out")
     s.add_argument("--config", help="JSON file with TrainConfig fields")
     s.add_argument("--encoder", help="encoder option of the model (e.g. efficientnet_lite0)")
