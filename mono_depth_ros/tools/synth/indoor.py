@@ -730,7 +730,7 @@ class IndoorScene:
                 self.box(FURNITURE, (x + dx * (sx / 2 - 0.05), y + dy * (sy / 2 - 0.05), (h - 0.04) / 2),
                          (0.025, 0.025, (h - 0.04) / 2), col)
         self._surface(x - sx / 2, y - sy / 2, x + sx / 2, y + sy / 2, h)
-        if h < 0.8:  # chairs around it (outside the footprint, not registered as obstacles)
+        if h < 0.8:  # chairs around it (outside the table's footprint, registered separately)
             for side in range(4):
                 if rng.random() < 0.5:
                     continue
@@ -739,7 +739,8 @@ class IndoorScene:
                 cx, cy = x + dist * math.cos(ang), y + dist * math.sin(ang)
                 L, D = self.room["length_m"], self.room["width_m"]
                 if 0.3 < cx < L - 0.3 and 0.3 < cy < D - 0.3:
-                    self._free_chair(rng, cx, cy, 0.45, 0.45, H, yaw=ang + math.pi)
+                    top = self._free_chair(rng, cx, cy, 0.45, 0.45, H, yaw=ang + math.pi)
+                    self._occupy(cx - 0.25, cy - 0.25, cx + 0.25, cy + 0.25, top)
         return h
 
     def _free_table_urdf(self, rng, x, y, sx, sy, sc) -> float:
