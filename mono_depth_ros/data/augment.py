@@ -242,7 +242,7 @@ def sensor_noise(rgb: np.ndarray, rng: np.random.Generator, shot: float = 0.02,
 
 def blur(rgb: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.5,
          max_motion: int = 7, motion_prob: float = 0.4) -> np.ndarray:
-    """Gaussian blur (sigma in ``[0.3, max_sigma]`` px, defocus) or, with ``motion_prob``, a
+    """Gaussian blur (sigma in ``[0.5, max_sigma]`` px, defocus) or, with ``motion_prob``, a
     linear motion blur of 3..``max_motion`` px at a random angle. uint8 RGB in and out."""
     _check_rgb(rgb)
     if rng.random() < motion_prob and max_motion >= 3:
@@ -253,7 +253,7 @@ def blur(rgb: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.5,
         k = cv2.warpAffine(k, R, (n, n))
         k /= max(float(k.sum()), 1e-6)
         return cv2.filter2D(rgb, -1, k, borderType=cv2.BORDER_REFLECT)
-    return cv2.GaussianBlur(rgb, (0, 0), float(rng.uniform(0.3, max_sigma)))
+    return cv2.GaussianBlur(rgb, (0, 0), float(rng.uniform(0.5, max_sigma)))
 
 
 def jpeg_artifacts(rgb: np.ndarray, rng: np.random.Generator, quality: Tuple[int, int] = (30, 90)

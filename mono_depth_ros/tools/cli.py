@@ -96,10 +96,11 @@ def cmd_synth(args) -> int:
                    sequence_length=args.sequence_length, workers=args.workers, progress=True,
                    scene=args.scene, photos=args.photos, photo_frames=(sl.start or 0, sl.stop))
     size_note = " (each room draws its own size around it)" if args.scene == "indoor" else ""
-    print(f"wrote {res['frames']} {args.scene} frames (generator version "
-          f"{res['generator_version']}) in {res['sequences']} sequence(s) at "
+    print(f"wrote {res['frames']} frames in {res['sequences']} sequence(s) at "
           f"{res['size'][0]}x{res['size'][1]}{size_note}{' (stereo)' if res['stereo'] else ''} "
-          f"to {res['out']}" + (f"; {res['photos']} photo(s) for textures" if args.scene == "indoor" else ""))
+          f"to {res['out']}")
+    print(f"scene {args.scene}, generator version {res['generator_version']}"
+          + (f", {res['photos']} photo(s) for textures" if args.scene == "indoor" else ""))
     print(f"throughput: {res['fps']:.1f} frames/s overall ({res['workers']} worker(s); "
           f"rendering {res['render_fps']:.1f} frames/s per worker, scene building "
           f"{res['build_s']:.2f} s, wall {res['wall_s']:.2f} s)")
