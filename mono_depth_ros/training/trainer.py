@@ -226,7 +226,8 @@ class Pack:
             if zoom_min < 1.0 and rng.random() < zoom_prob:
                 f = float(rng.uniform(zoom_min, 1.0))
                 ch, cw = max(1, int(round(h * f))), max(1, int(round(w * f)))
-                s = zoom(s, int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw, (h, w))
+                top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                s = zoom(s, top, left, ch, cw, (h, w))
                 gain = w / cw
             rgb = s.rgb if photometric is None else photometric(s.rgb)
             rgbs.append(rgb)
@@ -250,8 +251,10 @@ class Pack:
         depth = None if depth is None else depth[idx]
         labels = None if labels is None else labels[idx]
         gains = np.ones(len(idx))
-        if augment and self.rgb_right is None and (rotate_deg > 0 or zoom_min < 1.0 or photometric is not None):
-            rgb, depth, labels, gains = self._augmented(idx, rng, rotate_deg, zoom_min, zoom_prob, photometric)
+        per_frame = rotate_deg > 0 or zoom_min < 1.0 or photometric is not None
+        if augment and self.rgb_right is None and per_frame:
+            rgb, depth, labels, gains = self._augmented(idx, rng, rotate_deg, zoom_min, zoom_prob,
+                                                        photometric)
         out = {"rgb": torch.from_numpy(np.ascontiguousarray(rgb))}
         if depth is not None:
             out["depth"] = torch.from_numpy(depth.astype(np.float32)).unsqueeze(1)
@@ -330,7 +333,8 @@ class MixedPacks:
             out.append(got)
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
-    def plan(self, batch_size: int, world: int, rank: int, rng: np.random.Generator) -> List[Tuple[int, np.ndarray]]:
+    def plan(self, batch_size: int, world: int, rank: int, rng: np.random.Generator
+             ) -> List[Tuple[int, np.ndarray]]:
         """``(pack, frame indices)`` of this rank's share of one global batch (every rank draws the
         same global batch from the same ``rng`` and keeps its slice)."""
         counts = self.counts(batch_size, rng)
@@ -593,7 +597,8 @@ def _validate_all(model, val_packs: List["Pack"], device, per_frame_focal: bool)
     results = [validate(model, p, device, per_frame_focal=per_frame_focal) for p in val_packs]
     if len(results) == 1:
         return results[0]
-    out: Dict[str, float] = {k: float(np.mean([r[k] for r in results])) for k in ("abs_rel", "rmse", "delta1")}
+    keys = ("abs_rel", "rmse", "delta1")
+    out: Dict[str, float] = {k: float(np.mean([r[k] for r in results])) for k in keys}
     for k, r in enumerate(results):
         out.update({f"val{k}_{m}": r[m] for m in ("abs_rel", "rmse", "delta1")})
     return out
