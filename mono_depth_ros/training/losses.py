@@ -3,9 +3,9 @@
 Depth losses (:data:`DEPTH_LOSSES`: ``l1``, ``berhu``, ``silog``, ``silog_image``, ``l2``,
 ``ssim``, ``gradient``, ``das_composite``; sums such as ``silog_image+berhu``) take ``pred`` and
 ``target`` of shape ``B x 1 x H x W`` (float32, metres or the model's output unit) and an
-optional boolean ``mask`` of the same shape (True = supervise); they return a scalar tensor. Target pixels that are NaN, inf or <= 0 and
-pixels outside the mask never contribute, so Kinect holes need no in-painting; a batch with no
-valid pixel gives 0 (still attached to the graph).
+optional boolean ``mask`` of the same shape (True = supervise); they return a scalar tensor.
+Target pixels that are NaN, inf or <= 0 and pixels outside the mask never contribute, so Kinect
+holes need no in-painting; a batch with no valid pixel gives 0 (still attached to the graph).
 
 Other losses: ``bce`` (OHES segmentation planes, Valdez-Rodríguez et al.) and ``stereo`` /
 ``monodepth`` (self-supervised rectified stereo, Yusiong & Naval), with their own inputs.
