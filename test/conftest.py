@@ -1,10 +1,12 @@
 """Shared test helpers: where the real RGB-D sample data lives.
 
-The data sit beside the repository at ``../shared/data`` (see its README.md). Tests that need
+The data sit beside the repository at ``../shared/data`` (see its README.md), or where
+``MONO_DEPTH_ROS_DATA`` points (e.g. from a git worktree elsewhere). Tests that need
 them take the ``data_dir`` fixture (or one of the per-dataset fixtures), which skips with a clear
 message only when the folder is absent.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,8 @@ from ros_helpers import rclpy_context  # noqa: F401  (fixture shared by the ROS 
 
 #: Repository root (the folder holding ``mono_depth_ros/`` and ``test/``).
 REPO_ROOT = Path(__file__).resolve().parents[1]
-#: Real sample data: ``<repo>/../shared/data``.
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+#: Real sample data: ``<repo>/../shared/data`` unless ``MONO_DEPTH_ROS_DATA`` is set.
+DATA_DIR = Path(os.environ.get("MONO_DEPTH_ROS_DATA") or REPO_ROOT.parent / "shared" / "data")
 #: Alias kept for tests that import ``DATA``.
 DATA = DATA_DIR
 

@@ -219,3 +219,76 @@ def test_joint_augment_on_a_real_frame(seven_scenes_dir):
     assert 0.7 < np.isfinite(o.depth).mean() <= 1.0
     np.testing.assert_array_equal(o.K[:, :2], s.K[:, :2])
     assert o.K[0, 2] != s.K[0, 2] and o.pose is not None
+
+
+# --------------------------------------------------------------------------- zoom (focal augmentation)
+
+def test_zoom_k_projects_a_point_onto_the_same_content_and_keeps_depth():
+    s = _sample(cx=30.2, cy=20.0)
+    from mono_depth_ros.data.augment import zoom
+    top, left, ch, cw = 6, 8, 32, 40  # a 40 x 32 window resized back to 64 x 48: x1.6 zoom
+    z = zoom(s, top, left, ch, cw)
+    assert z.rgb.shape == s.rgb.shape and z.depth.shape == s.depth.shape
+    assert z.K[0, 0] / W == pytest.approx(s.K[0, 0] / cw)       # fx / W grows by W / cw
+    assert z.K[1, 1] == pytest.approx(s.K[1, 1] * H / ch)
+    for u, v in ((20, 15), (40, 30)):
+        X = s.depth[v, u] * np.linalg.inv(s.K) @ [u, v, 1.0]
+        uz, vz = _project(z.K, X)
+        # the zoomed pixel centre lands on the same source pixel: same depth (nearest neighbour)
+        assert z.depth[int(round(vz)), int(round(uz))] == pytest.approx(s.depth[v, u], abs=0.03)
+    # depth values are only moved, never scaled
+    assert set(np.unique(z.depth[np.isfinite(z.depth)])) <= set(np.unique(s.depth[np.isfinite(s.depth)]))
+    with pytest.raises(ValueError):
+        zoom(s, 40, 0, 20, 20)
+
+
+# --------------------------------------------------------------------------- photometric
+
+def test_color_jitter_seeded_identity_at_zero_and_changes_colours():
+    from mono_depth_ros.data.augment import color_jitter
+    rgb = _sample().rgb
+    a = color_jitter(rgb, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, color_jitter(rgb, np.random.default_rng(1)))
+    assert a.dtype == np.uint8 and a.shape == rgb.shape and not np.array_equal(a, rgb)
+    same = color_jitter(rgb, np.random.default_rng(1), 0.0, 0.0, 0.0, 0.0)
+    np.testing.assert_array_equal(same, rgb)
+    with pytest.raises(ValueError):
+        color_jitter(rgb.astype(np.float32), np.random.default_rng(1))
+
+
+def test_sensor_noise_grows_with_the_signal():
+    from mono_depth_ros.data.augment import sensor_noise
+    flat = np.full((64, 64, 3), 30, np.uint8)
+    flat[:, 32:] = 150
+    n = sensor_noise(flat, np.random.default_rng(0), shot=0.05, read=1.0).astype(np.float32)
+    dark, bright = n[:, :32].std(), n[:, 32:].std()
+    assert 1.0 < dark < 0.7 * bright  # shot noise: sqrt(0.05 * 255 * 150) ~ 44 vs ~ 20
+    assert abs(n[:, 32:].mean() - 150) < 3
+
+
+def test_blur_and_jpeg_remove_detail():
+    from mono_depth_ros.data.augment import blur, jpeg_artifacts
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    hf = lambda x: sum(np.abs(np.diff(x.astype(np.float32), axis=a)).mean() for a in (0, 1))  # noqa: E731
+    for _ in range(6):
+        assert hf(blur(img, rng)) < 0.85 * hf(img)
+    flat = np.full((32, 32, 3), 128, np.uint8)
+    np.testing.assert_allclose(blur(flat, rng), flat, atol=1)  # a flat image stays flat
+    lo = jpeg_artifacts(img, np.random.default_rng(0), (10, 10))
+    hi = jpeg_artifacts(img, np.random.default_rng(0), (95, 95))
+    err = lambda x: np.abs(x.astype(np.float32) - img).mean()  # noqa: E731
+    assert 0 < err(hi) < err(lo)
+
+
+def test_photometric_augment_probabilities():
+    from mono_depth_ros.data.augment import PhotometricAugment, PhotometricConfig
+    rgb = _sample().rgb
+    off = PhotometricAugment(PhotometricConfig(0.0, 0.0, 0.0, 0.0), seed=0)
+    np.testing.assert_array_equal(off(rgb), rgb)
+    on = PhotometricAugment(PhotometricConfig(1.0, 1.0, 1.0, 1.0), seed=0)
+    assert not np.array_equal(on(rgb), rgb)
+    a, b = PhotometricAugment(seed=3), PhotometricAugment(seed=3)
+    np.testing.assert_array_equal(a(rgb), b(rgb))
+    with pytest.raises(ValueError):
+        PhotometricConfig(jpeg_prob=1.5)

@@ -499,3 +499,30 @@ def test_bce_from_logits_matches_probabilities_and_survives_saturation():
              + 12 * torch.nn.functional.softplus(torch.tensor(-20.0))) / 14
     torch.testing.assert_close(bce_loss(sat, truth, logits=True), exact)
     assert torch.sigmoid(sat.half())[0, 1].item() == 1.0  # why the probability form is not used
+
+
+def test_silog_per_image_ignores_a_scale_per_image():
+    gt = torch.rand(2, 1, 4, 5) + 0.5
+    pred = gt * torch.tensor([2.0, 0.5]).view(2, 1, 1, 1)
+    assert float(silog_loss(pred, gt, variance_focus=1.0, per_image=True)) == pytest.approx(0.0, abs=1e-3)
+    assert float(silog_loss(pred, gt, variance_focus=1.0)) > 0.5  # one scale for the whole batch
+    # an image without valid pixels does not count
+    gt2 = gt.clone()
+    gt2[1] = float("nan")
+    one = silog_loss(pred[:1] * 1.1 ** torch.arange(20.0).view(1, 1, 4, 5), gt[:1], per_image=True)
+    both = silog_loss(torch.cat([pred[:1] * 1.1 ** torch.arange(20.0).view(1, 1, 4, 5), pred[1:]]), gt2,
+                      per_image=True)
+    assert float(both) == pytest.approx(float(one), rel=1e-5)
+
+
+def test_weighted_sum_loss():
+    from mono_depth_ros.training.losses import WeightedSumLoss, parse_loss_terms
+    pred, gt = torch.rand(2, 1, 4, 5) + 0.5, torch.rand(2, 1, 4, 5) + 0.5
+    loss = create_loss("silog_image+0.5*berhu")
+    assert isinstance(loss, WeightedSumLoss) and loss.names == ["silog_image", "berhu"]
+    expected = silog_loss(pred, gt, per_image=True) + 0.5 * berhu_loss(pred, gt)
+    assert float(loss(pred, gt)) == pytest.approx(float(expected), rel=1e-6)
+    assert parse_loss_terms("l1 + 2*silog") == [(1.0, "l1"), (2.0, "silog")]
+    for bad in ("silog+bce", "x*l1", "silog+-1*l1"):
+        with pytest.raises(ValueError):
+            create_loss(bad)

@@ -50,6 +50,7 @@ class _FakePack(Pack):
         self.labels = rng.integers(0, 14, (2, 64, 64)).astype(np.uint8)
         self.rgb_right = None
         self.fx_norm, self.baseline = 1.0, None
+        self.fxn = np.ones(2)
 
 
 @pytest.mark.parametrize("name, kwargs", [("unet_seg", {"base_channels": 4}),

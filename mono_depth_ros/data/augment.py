@@ -22,6 +22,22 @@ and returns a new Sample whose ``K`` (and ``pose``) still describe the pixels ex
 - :func:`crop` - a window; ``cx -= left``, ``cy -= top``.
 - :func:`adjust_brightness` - ``rgb`` (and ``rgb_right``) times a gain, clipped; geometry,
   depth and labels untouched.
+- :func:`zoom` - crop a window and resize it back to an output size (focal augmentation): K is
+  cropped and scaled (``fx``, ``fy`` grow by the zoom), so ``fx / W`` changes while depth
+  values do not; with a model's focal normalisation (``ModelSpec.train_focal``) the trainer
+  converts such depth to the training camera (``training.trainer``).
+
+Photometric, image-only augmentations on ``H x W x 3`` uint8 arrays (sensor realism for
+rendered frames; the geometry, depth and labels are untouched), each drawn from a
+``numpy.random.Generator``:
+
+- :func:`color_jitter` - brightness, contrast, saturation and hue (torchvision's ColorJitter
+  semantics, in OpenCV HSV);
+- :func:`sensor_noise` - signal-dependent (shot) plus read noise, per pixel and channel;
+- :func:`blur` - Gaussian (defocus) or a short linear motion blur;
+- :func:`jpeg_artifacts` - JPEG encode / decode at a random quality.
+
+:class:`PhotometricAugment` applies them with probabilities (:class:`PhotometricConfig`).
 """
 
 from __future__ import annotations
@@ -138,6 +154,166 @@ def adjust_brightness(sample: Sample, gain: float) -> Sample:
             return None
         return np.clip(np.rint(img.astype(np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
     return dataclasses.replace(sample, rgb=scale(sample.rgb), rgb_right=scale(sample.rgb_right))
+
+
+def zoom(sample: Sample, top: int, left: int, height: int, width: int,
+         out_size: Optional[Tuple[int, int]] = None) -> Sample:
+    """Crop ``[top, top + height) x [left, left + width)`` and resize it to ``out_size``
+    ``(h, w)`` (default: the input size): a narrower field of view at the same resolution.
+
+    RGB is resized with area / linear interpolation, depth and labels with nearest neighbour
+    (holes stay holes, values stay values: z-depth does not change under a zoom). K: the crop
+    shifts the principal point, the resize scales row 0 by ``w / width`` and row 1 by
+    ``h / height`` (pixel centres at integer coordinates: ``c' = (c + 0.5) s - 0.5``).
+
+    Raises:
+        ValueError: the window is empty or leaves the image, or ``out_size`` is not positive.
+    """
+    h0, w0 = sample.rgb.shape[:2]
+    oh, ow = (h0, w0) if out_size is None else (int(out_size[0]), int(out_size[1]))
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"out_size must be positive, got {out_size}")
+    c = crop(sample, top, left, height, width)
+    sx, sy = ow / width, oh / height
+
+    def rs(a, interp):
+        if a is None:
+            return None
+        return cv2.resize(a, (ow, oh), interpolation=interp)
+
+    up = cv2.INTER_LINEAR if sx > 1 or sy > 1 else cv2.INTER_AREA
+    K = np.array(c.K, dtype=np.float64, copy=True)
+    K[0, :] *= sx
+    K[1, :] *= sy
+    K[0, 2] += 0.5 * sx - 0.5
+    K[1, 2] += 0.5 * sy - 0.5
+    depth = None if c.depth is None else rs(np.ascontiguousarray(c.depth, np.float32), cv2.INTER_NEAREST)
+    return dataclasses.replace(c, rgb=rs(c.rgb, up), depth=depth, labels=rs(c.labels, cv2.INTER_NEAREST),
+                               rgb_right=rs(c.rgb_right, up), K=K)
+
+
+# ------------------------------------------------------------------------------ photometric
+def _u8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def color_jitter(rgb: np.ndarray, rng: np.random.Generator, brightness: float = 0.25,
+                 contrast: float = 0.25, saturation: float = 0.3, hue: float = 0.03) -> np.ndarray:
+    """Random brightness, contrast, saturation (factors in ``[1 - x, 1 + x]``) and hue shift
+    (fraction of a turn in ``[-hue, hue]``), applied in a random order, as torchvision's
+    ``ColorJitter``. ``H x W x 3`` uint8 RGB in and out.
+
+    Raises:
+        ValueError: not an ``H x W x 3`` uint8 image.
+    """
+    _check_rgb(rgb)
+    img = rgb.astype(np.float32)
+    ops = rng.permutation(4)
+    factors = [rng.uniform(1 - brightness, 1 + brightness), rng.uniform(1 - contrast, 1 + contrast),
+               rng.uniform(1 - saturation, 1 + saturation), rng.uniform(-hue, hue)]
+    for op in ops:
+        f = float(factors[op])
+        if op == 0:
+            img = img * f
+        elif op == 1:
+            mean = float((img @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+            img = (img - mean) * f + mean
+        elif op == 2:
+            grey = (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+            img = (img - grey) * f + grey
+        elif f != 0.0:
+            hsv = cv2.cvtColor(_u8(img), cv2.COLOR_RGB2HSV_FULL)
+            hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + int(round(f * 256))) % 256).astype(np.uint8)
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL).astype(np.float32)
+        img = np.clip(img, 0, 255)
+    return _u8(img)
+
+
+def sensor_noise(rgb: np.ndarray, rng: np.random.Generator, shot: float = 0.02,
+                 read: float = 3.0) -> np.ndarray:
+    """Signal-dependent plus signal-independent Gaussian noise: standard deviation
+    ``sqrt(shot * 255 * I + read^2)`` grey levels per pixel and channel (a Poisson-Gaussian
+    sensor model at the gain drawn by the caller). uint8 RGB in and out."""
+    _check_rgb(rgb)
+    img = rgb.astype(np.float32)
+    sigma = np.sqrt(shot * 255.0 * img + read ** 2)
+    return _u8(img + sigma * rng.standard_normal(img.shape, dtype=np.float32))
+
+
+def blur(rgb: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.5,
+         max_motion: int = 7, motion_prob: float = 0.4) -> np.ndarray:
+    """Gaussian blur (sigma in ``[0.5, max_sigma]`` px, defocus) or, with ``motion_prob``, a
+    linear motion blur of 3..``max_motion`` px at a random angle. uint8 RGB in and out."""
+    _check_rgb(rgb)
+    if rng.random() < motion_prob and max_motion >= 3:
+        n = int(rng.integers(3, max_motion + 1))
+        k = np.zeros((n, n), np.float32)
+        k[n // 2, :] = 1.0
+        R = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), float(rng.uniform(0, 180)), 1.0)
+        k = cv2.warpAffine(k, R, (n, n))
+        k /= max(float(k.sum()), 1e-6)
+        return cv2.filter2D(rgb, -1, k, borderType=cv2.BORDER_REFLECT)
+    return cv2.GaussianBlur(rgb, (0, 0), float(rng.uniform(0.5, max_sigma)))
+
+
+def jpeg_artifacts(rgb: np.ndarray, rng: np.random.Generator, quality: Tuple[int, int] = (30, 90)
+                   ) -> np.ndarray:
+    """JPEG encode and decode at a quality drawn from ``quality`` (inclusive). uint8 RGB.
+
+    Raises:
+        ValueError: not an ``H x W x 3`` uint8 image, or the codec failed.
+    """
+    _check_rgb(rgb)
+    q = int(rng.integers(quality[0], quality[1] + 1))
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def _check_rgb(rgb: np.ndarray) -> None:
+    if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+        raise ValueError(f"expected an H x W x 3 uint8 image, got "
+                         f"{getattr(rgb, 'shape', None)} {getattr(rgb, 'dtype', type(rgb))}")
+
+
+@dataclass
+class PhotometricConfig:
+    """Probabilities of the photometric augmentations (0 = off), applied in this order:
+    colour jitter, blur, sensor noise, JPEG."""
+
+    jitter_prob: float = 0.8
+    blur_prob: float = 0.3
+    noise_prob: float = 0.5
+    jpeg_prob: float = 0.5
+
+    def __post_init__(self):
+        for name in ("jitter_prob", "blur_prob", "noise_prob", "jpeg_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+class PhotometricAugment:
+    """Random photometric augmentation of uint8 RGB images (module docstring).
+
+    Args:
+        config: :class:`PhotometricConfig`.
+        seed: seed or ``numpy.random.Generator``.
+    """
+
+    STEPS = (("jitter_prob", color_jitter), ("blur_prob", blur), ("noise_prob", sensor_noise),
+             ("jpeg_prob", jpeg_artifacts))
+
+    def __init__(self, config: Optional[PhotometricConfig] = None,
+                 seed: Union[None, int, np.random.Generator] = None):
+        self.config = config or PhotometricConfig()
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        for prob, fn in self.STEPS:
+            if self.rng.random() < getattr(self.config, prob):
+                rgb = fn(rgb, self.rng)
+        return rgb
 
 
 @dataclass

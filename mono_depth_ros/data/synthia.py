@@ -12,6 +12,8 @@ Layout read by :class:`Synthia` (one folder per sequence, or a folder of sequenc
     <seq>/Pose/000000.txt       # optional 4x4 camera-to-world (optical axes), metres
     <seq>/RGB_right/000000.png  # with stereo=True: the right camera of a rectified pair ...
     <seq>/baseline.txt          # ... and its signed baseline in metres (x of the right camera)
+    <seq>/scene.json            # optional (the generator's): its "depth_scale" (m per unit) wins
+                                # over the 0.01 default, e.g. millimetres for generated rooms
 
 The published SYNTHIA folders are accepted under their own names too: ``GT/DEPTH`` or
 ``Depth`` for depth, ``Labels``, ``SemSeg`` or ``GT/LABELS`` for labels, and
@@ -21,12 +23,14 @@ synthetic generator writes this same layout with ids in the order of
 ``mono_depth_ros.models.valdez.SYNTHIA_CLASSES`` (14 classes, 0 = Miscellaneous).
 
 Depth scale: SYNTHIA documents its depth PNGs as centimetres in 16 bits; that is this reader's
-default (``depth_scale=0.01``) and a parameter for data written otherwise. 0 is invalid. The sky
+default (``depth_scale=0.01``), a sequence's ``scene.json`` may name another (the indoor
+generator writes millimetres), and an explicit ``depth_scale`` overrides both. 0 is invalid. The sky
 keeps SYNTHIA's far-plane value; clip with ``eval_range``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -77,7 +81,8 @@ class Synthia(_Frames):
         root: a sequence folder (holding ``RGB/``) or a folder of sequence folders.
         K: intrinsics used when the folder has none (a per-frame ``*.K.txt`` wins, then the
             sequence's ``intrinsics.txt``, then ``K``).
-        depth_scale: metres per depth-PNG unit (default 0.01: centimetres).
+        depth_scale: metres per depth-PNG unit; default: the sequence's ``scene.json``
+            ``depth_scale`` when present, else 0.01 (centimetres).
         label_map: optional raw-id -> class-id table, e.g. :data:`SYNTHIA_SEQS_TO_CLASSES` for
             the published SYNTHIA ids; default: ids as stored. Ids outside the table -> 0.
 
@@ -92,7 +97,7 @@ class Synthia(_Frames):
     eval_range = (1e-3, 80.0)
 
     def __init__(self, root, frames: Optional[slice] = None, K: Optional[np.ndarray] = None,
-                 depth_scale: float = 0.01, label_map: Optional[np.ndarray] = None,
+                 depth_scale: Optional[float] = None, label_map: Optional[np.ndarray] = None,
                  stereo: bool = False):
         super().__init__(root, frames)
         self.stereo = bool(stereo)
@@ -115,9 +120,21 @@ class Synthia(_Frames):
                         for seq in seqs for d in (seq, seq / "RGB"))
         if any(k is None for k in self.seq_K.values()) and not per_frame:
             raise DatasetError(f"no intrinsics for {self.root}: add intrinsics.txt, *.K.txt or pass K")
-        self.depth_scale = float(depth_scale)
+        self.depth_scale = None if depth_scale is None else float(depth_scale)
+        self.seq_scale = {seq: self._scene_depth_scale(seq) for seq in seqs}
         self.label_map = None if label_map is None else np.asarray(label_map, np.uint8)
         self._items = self._select(items)
+
+    def _scene_depth_scale(self, seq: Path) -> float:
+        if self.depth_scale is not None:
+            return self.depth_scale
+        f = seq / "scene.json"
+        if f.is_file():
+            try:
+                return float(json.loads(f.read_text()).get("depth_scale", 0.01))
+            except (ValueError, TypeError) as exc:
+                raise DatasetError(f"{f}: unreadable depth_scale ({exc})") from exc
+        return 0.01
 
     def _K(self, seq: Path, stem: str) -> np.ndarray:
         for p in (seq / "RGB" / f"{stem}.K.txt", seq / f"{stem}.K.txt"):
@@ -134,7 +151,7 @@ class Synthia(_Frames):
         ddir = _first_dir(seq, _DEPTH_DIRS)
         if ddir is not None and (ddir / f"{stem}.png").is_file():
             raw = _read_channel0(ddir / f"{stem}.png")
-            depth = depth_from_u16(raw.astype(np.uint16), self.depth_scale)
+            depth = depth_from_u16(raw.astype(np.uint16), self.seq_scale[seq])
         labels = None
         ldir = _first_dir(seq, _LABEL_DIRS)
         if ldir is not None and (ldir / f"{stem}.png").is_file():

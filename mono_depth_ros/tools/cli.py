@@ -9,7 +9,7 @@ Subcommands::
     record OUT TOPIC...          write DDS topics to an MCAP bag
     evaluate                     metrics JSON + PNG panels (recorded bag, or model on a dataset)
     train                        train a model (default: fastdepth on 7-Scenes 0-799 / 800-999)
-    synth OUT                    SYNTHIA-style synthetic street sequences (pybullet)
+    synth OUT                    SYNTHIA-style synthetic streets or rooms (pybullet)
     ablation                     the SSegDep-Net ablation on synthetic streets
     bench                        per-stage latency at 640x480 (or a model table)
     demo                         the end-to-end run on real 7-Scenes frames over DDS
@@ -83,14 +83,22 @@ def cmd_pack(args) -> int:
 
 
 def cmd_synth(args) -> int:
+    from ..data import parse_frames
     from .synth import generate
-    res = generate(args.out, args.frames, seed=args.seed, width=args.width, height=args.height,
-                   stereo=args.stereo, sequence_length=args.sequence_length,
-                   workers=args.workers, progress=True)
+    sl = parse_frames(args.photo_frames) or slice(0, None)
+    size = {"street": (320, 192), "indoor": (320, 240)}[args.scene]
+    res = generate(args.out, args.frames, seed=args.seed, width=args.width or size[0],
+                   height=args.height or size[1], stereo=args.stereo,
+                   sequence_length=args.sequence_length, workers=args.workers, progress=True,
+                   scene=args.scene, photos=args.photos, photo_frames=(sl.start or 0, sl.stop))
+    size_note = " (each room draws its own size around it)" if args.scene == "indoor" else ""
     print(f"wrote {res['frames']} frames in {res['sequences']} sequence(s) at "
-          f"{res['size'][0]}x{res['size'][1]}{' (stereo)' if res['stereo'] else ''} to {res['out']}")
+          f"{res['size'][0]}x{res['size'][1]}{size_note}{' (stereo)' if res['stereo'] else ''} "
+          f"to {res['out']}")
+    print(f"scene {args.scene}, generator version {res['generator_version']}"
+          + (f", {res['photos']} photo(s) for textures" if args.scene == "indoor" else ""))
     print(f"throughput: {res['fps']:.1f} frames/s overall ({res['workers']} worker(s); "
-          f"rendering {res['render_fps']:.1f} frames/s per worker, street building "
+          f"rendering {res['render_fps']:.1f} frames/s per worker, scene building "
           f"{res['build_s']:.2f} s, wall {res['wall_s']:.2f} s)")
     print("frames with class: " + ", ".join(f"{k} {v}" for k, v in res["class_frames"].items()))
     return 0
@@ -207,10 +215,17 @@ def cmd_train(args) -> int:
     cfg = TrainConfig()
     if args.config:
         cfg = dataclasses.replace(cfg, **json.loads(Path(args.config).read_text()))
+    one = lambda v: v[0] if isinstance(v, list) and len(v) == 1 else v  # noqa: E731
     overrides = {k: v for k, v in dict(
-        model=args.model, train=args.data, val=args.val, out=args.out, epochs=args.epochs,
+        model=args.model, train=one(args.data), val=one(args.val), out=args.out, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device,
-        loss=args.loss).items() if v is not None}
+        loss=args.loss, mix=args.mix, epoch_steps=args.epoch_steps, zoom_min=args.zoom_min,
+        init_checkpoint=args.init_checkpoint,
+        time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
+        ).items() if v is not None}
+    for flag in ("focal_norm", "photometric"):
+        if getattr(args, flag):
+            overrides[flag] = True
     if args.encoder:
         overrides["model_kwargs"] = {**cfg.model_kwargs, "encoder": args.encoder}
     if args.no_pretrained:
@@ -274,12 +289,19 @@ def _args_pack(s: argparse.ArgumentParser) -> None:
 def _args_synth(s: argparse.ArgumentParser) -> None:
     s.add_argument("out", help="output folder (seq_NNNN/RGB, Depth, Labels, ...)")
     s.add_argument("--frames", type=int, required=True, help="total number of frames")
+    s.add_argument("--scene", choices=["street", "indoor"], default="street",
+                   help="streets (SYNTHIA-AL-like) or rooms (random views, varied size and FOV)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--width", type=int, default=320)
-    s.add_argument("--height", type=int, default=192)
+    s.add_argument("--width", type=int, help="default 320")
+    s.add_argument("--height", type=int, help="default 192 (street), 240 (indoor)")
     s.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m)")
-    s.add_argument("--sequence-length", type=int, default=100, help="frames per street (30 Hz)")
+    s.add_argument("--sequence-length", type=int,
+                   help="frames per street (30 Hz; default 100) or room (default 10)")
     s.add_argument("--workers", type=int, default=1, help="rendering processes")
+    s.add_argument("--photos", help="indoor: folder of TRAINING photographs for texture crops "
+                   "(default ../shared/data/7scenes-redkitchen)")
+    s.add_argument("--photo-frames", default="0:800",
+                   help="indoor: frame numbers START:STOP of --photos (the training split)")
 
 
 def _args_evaluate(s: argparse.ArgumentParser) -> None:
@@ -350,8 +372,20 @@ def _args_demo(s: argparse.ArgumentParser) -> None:
 
 def _args_train(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model")
-    s.add_argument("--data", help="training set DIR[@START:STOP]")
-    s.add_argument("--val", help="validation set DIR[@START:STOP]")
+    s.add_argument("--data", nargs="+", help="training set(s) DIR[@START:STOP]; several are mixed")
+    s.add_argument("--val", nargs="+", help="validation set(s) DIR[@START:STOP]; checkpoints are "
+                   "selected by their mean AbsRel")
+    s.add_argument("--mix", type=float, nargs="+", help="fraction of each batch per --data set "
+                   "(default: by size)")
+    s.add_argument("--epoch-steps", type=int, help="steps between validations (default: one pass)")
+    s.add_argument("--time-budget-min", type=float, help="wall-time budget in minutes (summed "
+                   "over --resume runs)")
+    s.add_argument("--focal-norm", action="store_true", help="train depth for a canonical camera "
+                   "(targets x train_focal / (fx/W) per frame)")
+    s.add_argument("--zoom-min", type=float, help="focal augmentation: crop side fraction in "
+                   "[ZOOM_MIN, 1], resized back (needs --focal-norm)")
+    s.add_argument("--photometric", action="store_true", help="colour jitter, blur, sensor noise, JPEG")
+    s.add_argument("--init-checkpoint", help="start from the weights of this checkpoint")
     s.add_argument("--out")
     s.add_argument("--config", help="JSON file with TrainConfig fields")
     s.add_argument("--encoder", help="encoder option of the model (e.g. efficientnet_lite0)")

@@ -127,7 +127,8 @@ class Evaluation:
         if rgb is not None and self._panels_left > 0 and (idx in self._panel_at or not self._panel_at):
             title = f"{name}  AbsRel {metric['abs_rel']:.3f}  RMSE {metric['rmse']:.2f} m  d1 {metric['delta1']:.2f}"
             panel = error_panel(rgb, gt, pred, title, vmax=min(self.max_depth, np.nanpercentile(gt, 98)))
-            path = self.out_dir / f"panel_{len(self.panel_paths):02d}_{name}.png"
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)  # seq/000 names
+            path = self.out_dir / f"panel_{len(self.panel_paths):02d}_{safe}.png"
             cv2.imwrite(str(path), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
             self.panel_paths.append(path)
             self._panels_left -= 1

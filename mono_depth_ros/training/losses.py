@@ -1,11 +1,11 @@
 """Training losses as function + ``nn.Module`` pairs (ROS-free); :func:`create_loss` by name.
 
-Depth losses (:data:`DEPTH_LOSSES`: ``l1``, ``berhu``, ``silog``, ``l2``, ``ssim``,
-``gradient``, ``das_composite``) take ``pred`` and ``target`` of shape ``B x 1 x H x W``
-(float32, metres or the model's output unit) and an optional boolean ``mask`` of the same shape
-(True = supervise); they return a scalar tensor. Target pixels that are NaN, inf or <= 0 and
-pixels outside the mask never contribute, so Kinect holes need no in-painting; a batch with no
-valid pixel gives 0 (still attached to the graph).
+Depth losses (:data:`DEPTH_LOSSES`: ``l1``, ``berhu``, ``silog``, ``silog_image``, ``l2``,
+``ssim``, ``gradient``, ``das_composite``; sums such as ``silog_image+berhu``) take ``pred`` and
+``target`` of shape ``B x 1 x H x W`` (float32, metres or the model's output unit) and an
+optional boolean ``mask`` of the same shape (True = supervise); they return a scalar tensor.
+Target pixels that are NaN, inf or <= 0 and pixels outside the mask never contribute, so Kinect
+holes need no in-painting; a batch with no valid pixel gives 0 (still attached to the graph).
 
 Other losses: ``bce`` (OHES segmentation planes, Valdez-Rodríguez et al.) and ``stereo`` /
 ``monodepth`` (self-supervised rectified stereo, Yusiong & Naval), with their own inputs.
@@ -14,7 +14,7 @@ Shape errors raise ``ValueError`` everywhere.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import kornia
 import torch
@@ -67,10 +67,13 @@ def berhu_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
 
 
 def silog_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None,
-               variance_focus: float = 0.85) -> torch.Tensor:
+               variance_focus: float = 0.85, per_image: bool = False) -> torch.Tensor:
     """Scale-invariant log loss (Eigen et al., NIPS 2014; lambda form of BTS).
 
-    ``sqrt(mean(d^2) - lambda * mean(d)^2)`` with ``d = log(pred) - log(target)``.
+    ``sqrt(mean(d^2) - lambda * mean(d)^2)`` with ``d = log(pred) - log(target)``, over the
+    batch's valid pixels, or with ``per_image`` over each image's (Eigen et al.'s form: one
+    scale per image, which matters when a batch mixes scenes) and then averaged over the
+    images that have valid pixels.
 
     Raises:
         ValueError: shapes differ or are not ``B x 1 x H x W``.
@@ -78,8 +81,16 @@ def silog_loss(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
     valid = _check(pred, target, mask) & (pred > 0)
     if not valid.any():
         return pred.sum() * 0.0
-    d = torch.log(pred[valid]) - torch.log(target[valid])
-    return torch.sqrt((d ** 2).mean() - variance_focus * d.mean() ** 2 + 1e-8)
+    if not per_image:
+        d = torch.log(pred[valid]) - torch.log(target[valid])
+        return torch.sqrt((d ** 2).mean() - variance_focus * d.mean() ** 2 + 1e-8)
+    d = torch.where(valid, torch.log(pred.clamp_min(1e-6)) - torch.log(
+        torch.where(valid, target, torch.ones_like(target))), torch.zeros_like(pred))
+    n = valid.flatten(1).sum(1).float()
+    has = n > 0
+    m1 = d.flatten(1).sum(1)[has] / n[has]
+    m2 = (d ** 2).flatten(1).sum(1)[has] / n[has]
+    return torch.sqrt((m2 - variance_focus * m1 ** 2).clamp_min(0) + 1e-8).mean()
 
 
 # ------------------------------------------------------------------------------ L2
@@ -517,12 +528,67 @@ class BerHuLoss(nn.Module):
 class SILogLoss(nn.Module):
     """Module form of :func:`silog_loss`."""
 
-    def __init__(self, variance_focus: float = 0.85):
+    def __init__(self, variance_focus: float = 0.85, per_image: bool = False):
         super().__init__()
         self.variance_focus = variance_focus
+        self.per_image = per_image
 
     def forward(self, pred, target, mask=None):
-        return silog_loss(pred, target, mask, self.variance_focus)
+        return silog_loss(pred, target, mask, self.variance_focus, self.per_image)
+
+
+class SILogImageLoss(SILogLoss):
+    """:func:`silog_loss` per image (``silog_image``)."""
+
+    def __init__(self, variance_focus: float = 0.85):
+        super().__init__(variance_focus, per_image=True)
+
+
+class WeightedSumLoss(nn.Module):
+    """``sum_k w_k L_k(pred, target, mask)`` of depth losses, e.g. a scale-invariant term plus
+    a metric one: ``create_loss("silog_image+0.5*berhu")``.
+
+    Args:
+        terms: ``(weight, name)`` pairs, names from :data:`DEPTH_LOSSES`.
+
+    Raises:
+        ValueError: an empty list, a non-depth loss or a negative weight.
+    """
+
+    def __init__(self, terms: Sequence[Tuple[float, str]]):
+        super().__init__()
+        if not terms:
+            raise ValueError("WeightedSumLoss needs at least one term")
+        for w, name in terms:
+            if name not in DEPTH_LOSSES:
+                raise ValueError(f"{name!r} is not a depth loss; valid: {', '.join(DEPTH_LOSSES)}")
+            if w < 0:
+                raise ValueError(f"negative weight {w} for {name}")
+        self.weights = [float(w) for w, _ in terms]
+        self.names = [name for _, name in terms]
+        self.terms = nn.ModuleList(LOSSES[name]() for name in self.names)
+
+    def forward(self, pred, target, mask=None):
+        total = pred.sum() * 0.0
+        for w, term in zip(self.weights, self.terms):
+            total = total + w * term(pred, target, mask)
+        return total
+
+
+def parse_loss_terms(spec: str) -> List[Tuple[float, str]]:
+    """``"silog_image+0.5*berhu"`` -> ``[(1.0, "silog_image"), (0.5, "berhu")]``.
+
+    Raises:
+        ValueError: a term that is not ``NAME`` or ``WEIGHT*NAME``.
+    """
+    out = []
+    for part in spec.split("+"):
+        w, star, name = part.strip().rpartition("*")
+        try:
+            out.append((float(w) if star else 1.0, name.strip()))
+        except ValueError:
+            raise ValueError(f"loss term {part!r} is not NAME or WEIGHT*NAME") from None
+    return out
 
 
 class L2Loss(nn.Module):
@@ -588,19 +654,22 @@ class StereoLoss(nn.Module):
 
 #: Loss modules by name. ``monodepth`` is an alias of ``stereo`` (the name in the
 #: ``siamese_convlstm`` spec). ``bce`` and ``stereo`` take other inputs than the depth losses.
-LOSSES = {"l1": L1Loss, "berhu": BerHuLoss, "silog": SILogLoss, "l2": L2Loss, "ssim": SSIMLoss,
+LOSSES = {"l1": L1Loss, "berhu": BerHuLoss, "silog": SILogLoss, "silog_image": SILogImageLoss,
+          "l2": L2Loss, "ssim": SSIMLoss,
           "gradient": GradientLoss, "das_composite": DasCompositeLoss, "bce": BCELoss,
           "stereo": StereoLoss, "monodepth": StereoLoss}
 #: The losses taking ``(pred, target, mask)`` depth maps ``B x 1 x H x W``.
-DEPTH_LOSSES = ("l1", "berhu", "silog", "l2", "ssim", "gradient", "das_composite")
+DEPTH_LOSSES = ("l1", "berhu", "silog", "silog_image", "l2", "ssim", "gradient", "das_composite")
 
 
 def create_loss(name: str, **kwargs) -> nn.Module:
-    """Loss module by name.
+    """Loss module by name; ``A+B`` / ``WEIGHT*A+...`` sums depth losses (:class:`WeightedSumLoss`).
 
     Raises:
         ValueError: unknown name (the message lists the valid ones).
     """
+    if "+" in name or "*" in name:
+        return WeightedSumLoss(parse_loss_terms(name))
     try:
         return LOSSES[name](**kwargs)
     except KeyError:

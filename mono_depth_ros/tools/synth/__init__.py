@@ -1,4 +1,10 @@
-"""Synthetic SYNTHIA-style street scenes rendered with pybullet's TinyRenderer (ROS-free).
+"""Synthetic SYNTHIA-style street scenes and indoor rooms rendered with pybullet's TinyRenderer
+(ROS-free).
+
+Two generators share the renderer maths (``render.py``) and the writer (``writer.py``,
+:data:`SCENES`): streets (``scene.py``, below) and rooms (``indoor.py``, :class:`IndoorScene`:
+``mono-depth-ros synth OUT --scene indoor``; its module docstring has the details, depth in
+millimetres and its own class map).
 
 Valdez-Rodríguez et al. (Sensors 2022) train on SYNTHIA-AL, a synthetic street dataset with
 exact depth and 14-class labels. It cannot be downloaded here, so this module procedurally
@@ -76,7 +82,9 @@ from .render import (BUILDING, CLASS_IDS, CLASS_NAMES, CYCLIST, DEPTH_SCALE, FAR
                      SKY_DEPTH, SPEED_RANGE, STEREO_BASELINE, TRAFFIC_LIGHT, VEGETATION, VEHICLE,
                      camera_pose, opengl_depth_to_metric, projection_to_K, stereo_pose,
                      street_length, vertical_fov)
+from .indoor import (INDOOR_CLASS_NAMES, INDOOR_DEPTH_SCALE, INDOOR_FAR, INDOOR_FOV_RANGE,
+                     INDOOR_GENERATOR_VERSION, INDOOR_HEIGHT_RANGE, INDOOR_NEAR, IndoorScene)
 from .scene import StreetScene
-from .writer import encode_depth, generate, scene_seed
+from .writer import SCENES, encode_depth, generate, scene_seed
 
 __all__ = [name for name in dir() if not name.startswith("_")]
