@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core.paths import shipped_file
 from ..models import create_model, get_spec
+from ..models.registry import loads_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
+from .backends import make_runner, resolve_backend
+from .preprocess import normalize_images, prepare, restore  # noqa: F401  (normalize_images: API)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: The segmentation network that feeds models with ``needs_semantic_input``.
@@ -36,30 +38,21 @@ class Prediction:
 
     Attributes:
         depth: ``H x W`` float32 metres, NaN where invalid or outside [min_depth, max_depth]
-            (what the node publishes, REP 118).
+            (what the node publishes, REP 118); ``None`` for relative models (no metric scale).
         labels: ``H x W`` uint8 class ids for segmentation models, else ``None``.
         timings: milliseconds of ``preprocess``, ``inference`` and ``postprocess``.
         unmasked: ``H x W`` float32 metres before the range mask (``inf`` where the network gave
             no positive value), for evaluation protocols that clip instead of dropping; ``None``
             when the model has no depth output.
+        relative: ``H x W`` float32 affine-invariant inverse depth (unitless, larger = nearer,
+            NaN invalid) of relative models (``spec.is_relative``), else ``None``.
     """
 
-    depth: np.ndarray
+    depth: Optional[np.ndarray]
     labels: Optional[np.ndarray] = None
     timings: Dict[str, float] = field(default_factory=dict)
     unmasked: Optional[np.ndarray] = None
-
-
-def normalize_images(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """Network input from images: ``B x H x W x 3`` uint8 RGB (any device) -> ``B x 3 x H x W``
-    float32 in the spec's channel order, scaled to ``[0, 1]`` and normalised with its mean/std.
-    The one place both inference and training prepare images."""
-    if spec.channel_order == "BGR":
-        rgb = rgb.flip(-1)
-    x = rgb.permute(0, 3, 1, 2).float().div_(255.0)
-    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    relative: Optional[np.ndarray] = None
 
 
 def default_checkpoint(model: str) -> Optional[Path]:
@@ -130,9 +123,14 @@ class DepthEstimator:
         seg_checkpoint: weights for the ``unet_seg`` front end of semantic-input models.
         stateful: keep recurrent state across frames for models that have it.
         model_kwargs: architecture options passed to ``create_model``.
+        backend: ``auto`` (ONNX Runtime on the CPU where measured faster, see
+            ``inference.backends``), ``torch`` or ``onnxruntime``.
+        use_camera_focal: models that predict their focal length (Depth Pro) use the camera's
+            ``fx`` from ``K`` instead (a robot knows its camera); False uses the prediction.
 
     Attributes:
-        spec: the model's contract; ``warnings``: messages for the caller to log once.
+        spec: the model's contract; ``warnings``: messages for the caller to log once;
+        ``backend``: the backend in use.
 
     Raises:
         UnknownModelError, FileNotFoundError, ValueError: from model creation / device choice.
@@ -143,12 +141,16 @@ class DepthEstimator:
                  input_size: Optional[Tuple[int, int]] = None,
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,
                  seg_checkpoint: Optional[str] = None, stateful: bool = False,
-                 model_kwargs: Optional[dict] = None):
+                 model_kwargs: Optional[dict] = None, backend: str = "auto",
+                 use_camera_focal: bool = True):
         self.device, self.warnings = select_device(device)
         self.dtype, more = select_precision(precision, self.device)
         self.warnings += more
+        self.use_camera_focal = bool(use_camera_focal)
         model_kwargs = dict(model_kwargs or {})
-        if checkpoint in (None, ""):
+        if checkpoint in (None, "") and loads_checkpoint(model):
+            checkpoint = None  # the model finds its own weights (hub id) or asks for a file
+        elif checkpoint in (None, ""):
             checkpoint = default_checkpoint(model)
             parts = {} if checkpoint else default_component_checkpoints(model)
             model_kwargs = {**parts, **model_kwargs}
@@ -160,6 +162,8 @@ class DepthEstimator:
             " + ".join(v for k, v in model_kwargs.items() if k.endswith("checkpoint")) or None)
         self.net = create_model(model, checkpoint=checkpoint, **model_kwargs)
         self.spec: ModelSpec = self.net.spec
+        if self.checkpoint is None and self.spec.extras.get("hub_id"):
+            self.checkpoint = self.spec.extras["hub_id"]
         if hasattr(self.net, "stateful"):
             self.net.stateful = bool(stateful)
         self.net.to(self.device).eval()
@@ -168,8 +172,16 @@ class DepthEstimator:
             seg_ckpt = seg_checkpoint or default_checkpoint(SEMANTIC_FRONTEND)
             self.frontend = create_model(SEMANTIC_FRONTEND, checkpoint=seg_ckpt).to(self.device)
         self.input_size = tuple(input_size) if input_size else tuple(self.spec.input_size)
-        if any(s <= 0 or s % 32 for s in self.input_size):
-            raise ValueError(f"input_size must be positive multiples of 32, got {self.input_size}")
+        pp = self.spec.preprocessing
+        multiple = pp.multiple if pp.resize == "stretch" else 1
+        if any(s <= 0 or s % multiple for s in self.input_size):
+            raise ValueError(f"input_size must be positive multiples of {multiple}, "
+                             f"got {self.input_size}")
+        self.backend, more = resolve_backend(backend, model, self.device,
+                                             trained=self.checkpoint is not None,
+                                             stateful=bool(getattr(self.net, "stateful", False)))
+        self.warnings += more
+        self._run = make_runner(self.backend, self.net, self.device)
         lo, hi = self.spec.depth_range
         self.min_depth = float(lo if min_depth is None else min_depth)
         self.max_depth = float(hi if max_depth is None else max_depth)
@@ -198,12 +210,6 @@ class DepthEstimator:
         if hasattr(self.net, "reset_state"):
             self.net.reset_state()
 
-    def _to_tensor(self, rgb: np.ndarray, spec: ModelSpec, size: Tuple[int, int]) -> torch.Tensor:
-        h, w = size
-        interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
-        img = cv2.resize(rgb, (w, h), interpolation=interp)
-        return normalize_images(torch.from_numpy(img).unsqueeze(0).to(self.device), spec)
-
     def _autocast(self):
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
@@ -211,7 +217,7 @@ class DepthEstimator:
 
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, K: np.ndarray) -> Prediction:
-        """Predict metric depth for one image.
+        """Predict metric depth (or relative inverse depth, for relative models) for one image.
 
         Args:
             rgb: ``H x W x 3`` uint8 RGB image.
@@ -228,30 +234,37 @@ class DepthEstimator:
             raise ValueError(f"expected H x W x 3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
         H, W = rgb.shape[:2]
         t0 = time.perf_counter()
-        x = self._to_tensor(rgb, self.spec, self.input_size)
+        prepared = prepare(rgb, self.spec, self.input_size, self.device)
+        x = prepared.x
         t1 = time.perf_counter()
-        seg = None
+        seg, focal_ratio = None, None
         with self._autocast():
             if self.frontend is not None:
                 fs = self.frontend.spec
-                xs = self._to_tensor(rgb, fs, fs.input_size)
-                seg = self.frontend(xs)["segmentation"]
+                seg = self.frontend(prepare(rgb, fs, fs.input_size, self.device).x)["segmentation"]
                 seg_in = F.interpolate(seg.float(), size=x.shape[-2:], mode="bilinear",
                                        align_corners=False)
                 x = torch.cat([x, seg_in.to(x.dtype)], dim=1)
-            out = self.net(x)
+            out = self._run(x)
         if isinstance(out, dict):
             seg = out.get("segmentation", seg)
+            focal_ratio = out.get("focal_ratio")
             out = out.get("depth")
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
-        depth = np.full((H, W), np.nan, dtype=np.float32)
-        unmasked = None
-        if out is not None:
-            up = F.interpolate(out.float(), size=(H, W), mode="bilinear", align_corners=False)
-            raw = up[0, 0].cpu().numpy()
-            unmasked = output_to_metric_depth(raw, self.spec, fx=float(K[0, 0]), width=W)
+        depth = relative = unmasked = None
+        if out is None:
+            depth = np.full((H, W), np.nan, dtype=np.float32)
+        elif self.spec.is_relative:
+            relative = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
+            relative[~np.isfinite(relative)] = np.nan
+        else:
+            raw = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
+            fx = float(K[0, 0])
+            if focal_ratio is not None and not self.use_camera_focal:
+                fx = float(focal_ratio.reshape(-1)[0]) * W  # the model's own field of view
+            unmasked = output_to_metric_depth(raw, self.spec, fx=fx, width=W)
             with np.errstate(invalid="ignore"):
                 keep = (unmasked >= self.min_depth) & (unmasked <= self.max_depth)
             depth = np.where(keep, unmasked, np.float32(np.nan))
@@ -260,6 +273,6 @@ class DepthEstimator:
             ids = seg.float().argmax(dim=1, keepdim=True).to(torch.uint8)
             labels = F.interpolate(ids, size=(H, W), mode="nearest")[0, 0].cpu().numpy()
         t3 = time.perf_counter()
-        return Prediction(depth=depth, labels=labels, unmasked=unmasked, timings={
+        return Prediction(depth=depth, labels=labels, unmasked=unmasked, relative=relative, timings={
             "preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
             "postprocess": 1e3 * (t3 - t2)})

@@ -33,13 +33,20 @@ class UnknownModelError(KeyError):
 
 
 class _Entry:
-    def __init__(self, factory: Callable[..., nn.Module], spec: ModelSpec):
+    def __init__(self, factory: Callable[..., nn.Module], spec: ModelSpec, loads_checkpoint: bool):
         self.factory = factory
         self.spec = spec
+        self.loads_checkpoint = loads_checkpoint
 
 
-def register_model(spec: ModelSpec) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_model(spec: ModelSpec, loads_checkpoint: bool = False
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``factory(**kwargs) -> nn.Module`` under ``spec.name``.
+
+    Args:
+        spec: the model's contract.
+        loads_checkpoint: the factory takes ``checkpoint=`` itself (a Hugging Face folder or hub
+            id, an ONNX file) instead of a :func:`save_checkpoint` file.
 
     Raises:
         ValueError: the name is already registered.
@@ -48,7 +55,7 @@ def register_model(spec: ModelSpec) -> Callable[[Callable[..., nn.Module]], Call
     def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if spec.name in _REGISTRY:
             raise ValueError(f"model {spec.name!r} registered twice")
-        _REGISTRY[spec.name] = _Entry(factory, spec)
+        _REGISTRY[spec.name] = _Entry(factory, spec, loads_checkpoint)
         return factory
 
     return deco
@@ -58,6 +65,16 @@ def list_models() -> List[str]:
     """Sorted names of every registered model."""
     _import_all()
     return sorted(_REGISTRY)
+
+
+def loads_checkpoint(name: str) -> bool:
+    """Whether model ``name`` takes its own kind of checkpoint (Hugging Face folder or hub id,
+    ONNX file) rather than a :func:`save_checkpoint` file; such models need external weights.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+    """
+    return _entry(name).loads_checkpoint
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -81,7 +98,8 @@ def create_model(
         checkpoint: Path to a checkpoint written by :func:`save_checkpoint`. Its stored
             architecture options are used unless ``overrides`` change them, its weights are
             loaded strictly, and spec fields it stores (e.g. ``train_focal``) replace the
-            registered ones.
+            registered ones. Models registered with ``loads_checkpoint`` (Hugging Face, ONNX)
+            get it as they take it (a folder, hub id or ``.onnx`` file).
         **overrides: Architecture options for the factory (e.g. ``encoder="mobilenetv2"``,
             ``pretrained=True``).
 
@@ -98,7 +116,9 @@ def create_model(
     spec = entry.spec
     state = None
     kwargs = dict(overrides)
-    if checkpoint is not None:
+    if entry.loads_checkpoint:
+        kwargs["checkpoint"] = None if checkpoint in (None, "") else str(checkpoint)
+    elif checkpoint is not None:
         path = Path(checkpoint)
         ckpt = load_checkpoint(path)
         if ckpt.get("model") != name:

@@ -18,7 +18,66 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Output kinds understood by :func:`output_to_metric_depth` (see :data:`OUTPUT_CONVERSIONS`).
-OUTPUT_KINDS = ("metric_depth", "normalized_depth", "disparity", "inverse_depth")
+OUTPUT_KINDS = ("metric_depth", "normalized_depth", "disparity", "inverse_depth",
+                "canonical_inverse_depth", "relative_inverse_depth")
+#: Output kinds with no metric scale: affine-invariant inverse depth (MiDaS / DPT, Depth Anything
+#: relative). They need a scale source; without one the node publishes ``depth/relative``.
+RELATIVE_KINDS = ("relative_inverse_depth",)
+#: Interpolations of :class:`Preprocessing` (``area``: OpenCV INTER_AREA when shrinking, else
+#: INTER_LINEAR, on the CPU; the others: torch / torchvision on the model's device).
+INTERPOLATIONS = ("area", "bilinear", "bicubic")
+#: Resize rules of :class:`Preprocessing`.
+RESIZE_RULES = ("stretch", "keep_aspect", "floor_multiple")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the network input, and the output goes back to the image size.
+
+    The defaults are this package's own recipe (OpenCV resize to ``input_size`` on the CPU).
+    Hugging Face models set the fields to reproduce their ``image_processor`` (DPT, GLPN,
+    ZoeDepth, Depth Pro processors of ``transformers``) with tensors on the model's device.
+
+    Attributes:
+        resize: ``stretch`` (to ``input_size`` exactly), ``keep_aspect`` (DPT rule: scale both
+            sides by the factor closer to 1 of the two that reach ``input_size``, then round each
+            side to a multiple of ``multiple``) or ``floor_multiple`` (GLPN: keep the image size,
+            rounded down to a multiple of ``multiple``).
+        multiple: network input sides must be multiples of this (14 for DINOv2 backbones).
+        interpolation: one of :data:`INTERPOLATIONS`.
+        antialias: antialiased resize (torchvision's ``antialias``).
+        align_corners: ``F.interpolate`` ``align_corners`` (ZoeDepth's processor uses True).
+        normalize_first: scale and normalise before resizing (Depth Pro, ZoeDepth); otherwise
+            the uint8 image is resized first (rounded back to uint8, as torchvision does).
+        reflect_pad: ZoeDepth's reflect padding of ``int(sqrt(side / 2) * 3)`` pixels, removed
+            again from the output.
+        output_interpolation: ``bilinear`` or ``bicubic`` resize of the output map to the image.
+    """
+
+    resize: str = "stretch"
+    multiple: int = 32
+    interpolation: str = "area"
+    antialias: bool = True
+    align_corners: bool = False
+    normalize_first: bool = False
+    reflect_pad: bool = False
+    output_interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_RULES:
+            raise ValueError(f"resize must be one of {RESIZE_RULES}, got {self.resize!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+        if self.output_interpolation not in ("bilinear", "bicubic"):
+            raise ValueError(f"output_interpolation must be bilinear or bicubic, "
+                             f"got {self.output_interpolation!r}")
+        if int(self.multiple) < 1:
+            raise ValueError(f"multiple must be >= 1, got {self.multiple}")
+
+    @property
+    def on_device(self) -> bool:
+        """Whether pre/post-processing runs with tensors on the model's device."""
+        return self.interpolation != "area"
 
 
 @dataclass(frozen=True)
@@ -32,8 +91,11 @@ class ModelSpec:
         mean, std: Per-channel normalisation applied to ``[0, 1]`` pixel values.
         output_kind: One of :data:`OUTPUT_KINDS`:
             ``metric_depth`` (metres), ``normalized_depth`` (``[0, 1]`` mapped linearly onto
-            ``depth_range``), ``disparity`` (fraction of image width; needs ``stereo_baseline``)
-            or ``inverse_depth`` (1/m).
+            ``depth_range``), ``disparity`` (fraction of image width; needs ``stereo_baseline``),
+            ``inverse_depth`` (1/m), ``canonical_inverse_depth`` (Depth Pro: inverse depth of a
+            camera with ``fx / W = 1``; metres = ``(fx / W) / output``) or
+            ``relative_inverse_depth`` (affine-invariant inverse depth, unitless: no metric
+            scale, see :data:`RELATIVE_KINDS`).
         depth_range: ``(min, max)`` metres the model was trained for.
         train_focal: Horizontal focal length divided by image width (``fx / W``) of the
             training camera, or ``None``. With ``rescale_by_focal``, predicted metric depth is
@@ -51,6 +113,9 @@ class ModelSpec:
         recommended_loss: Loss name used to train it (see ``mono_depth_ros.training.losses``).
         citation: Paper the architecture follows.
         description: One-line human description.
+        weights_licence: Licence of the weights the model loads by default (shipped or hub).
+        preprocessing: :class:`Preprocessing` recipe (resize rule, interpolation, output resize).
+        extras: Model-specific facts (``default_checkpoint``, ``hub_id``, class names, ...).
     """
 
     name: str
@@ -70,6 +135,8 @@ class ModelSpec:
     num_classes: int = 0
     needs_semantic_input: bool = False
     recommended_loss: str = "l1"
+    weights_licence: str = "none (no trained weights)"
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
     extras: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,9 +155,30 @@ class ModelSpec:
             raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}; valid: {sorted(known)}")
         return dataclasses.replace(self, **changes)
 
+    @property
+    def is_relative(self) -> bool:
+        """The output has no metric scale (:data:`RELATIVE_KINDS`)."""
+        return self.output_kind in RELATIVE_KINDS
+
     def to_dict(self) -> dict:
         """JSON-friendly dict (stored inside checkpoints and printed by the CLI)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        """Inverse of :meth:`to_dict` (lists become tuples; unknown keys raise ValueError).
+
+        Used for specs stored in ONNX metadata and in the YAML/JSON file beside a third-party
+        ONNX model; missing optional fields keep their defaults.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}; valid: {sorted(known)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        if isinstance(values.get("preprocessing"), dict):
+            values["preprocessing"] = Preprocessing(**values["preprocessing"])
+        return cls(**values)
 
 
 def _metric(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
@@ -111,6 +199,15 @@ def _disparity(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray
     return np.where(out > 0, fx_norm * spec.stereo_baseline / out, np.inf).astype(np.float32)
 
 
+def _canonical_inverse(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+    # Depth Pro: inverse depth of a camera with fx / W = 1, so Z = (fx / W) / output
+    return np.where(out > 0, np.float32(fx_norm) / out, np.inf).astype(np.float32)
+
+
+def _no_scale(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+    raise ValueError(f"{spec.name}: {spec.output_kind} has no metric scale")
+
+
 #: Per output kind: ``(to_depth(output, spec, fx / W) -> metres, camera_aware)``. A kind that is
 #: not camera-aware is learnt at the training camera's focal and gets the ``train_focal``
 #: correction; a camera-aware one already uses the camera's focal (correcting again would count
@@ -120,6 +217,8 @@ OUTPUT_CONVERSIONS = {
     "normalized_depth": (_normalized, False),
     "inverse_depth": (_inverse, False),
     "disparity": (_disparity, True),
+    "canonical_inverse_depth": (_canonical_inverse, True),
+    "relative_inverse_depth": (_no_scale, False),  # RELATIVE_KINDS: needs a scale source
 }
 
 
@@ -141,7 +240,8 @@ def output_to_metric_depth(
     Args:
         output: ``H x W`` float32 map in the unit named by ``spec.output_kind``.
         spec: The model's contract.
-        fx: Horizontal focal length in pixels of the camera at resolution ``width``.
+        fx: Horizontal focal length in pixels of the camera at resolution ``width`` (for
+            ``canonical_inverse_depth``: the camera's, or the one the model predicted).
         width: Image width in pixels matching ``fx``.
 
     Returns:
@@ -150,10 +250,12 @@ def output_to_metric_depth(
         depths become ``inf`` (the caller masks them to NaN with the valid range).
 
     Raises:
-        ValueError: ``fx`` or ``width`` not positive.
+        ValueError: ``fx`` or ``width`` not positive, or a relative output kind (no metric scale).
     """
     if not (fx > 0 and width > 0):
         raise ValueError(f"fx and width must be positive, got fx={fx}, width={width}")
+    if spec.is_relative:
+        raise ValueError(f"{spec.name}: {spec.output_kind} has no metric scale")
     fx_norm = fx / width
     to_depth, _ = OUTPUT_CONVERSIONS[spec.output_kind]
     with np.errstate(divide="ignore", invalid="ignore"):
