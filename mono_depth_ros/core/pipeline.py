@@ -25,8 +25,10 @@ from .visualize import colorize_depth, colorize_labels
 #: Outputs :meth:`FramePipeline.process` can compute (the node's topic for each in brackets):
 #: ``depth`` (depth/image), ``colored`` (depth/colored), ``points`` (points), ``labels``
 #: (segmentation/labels), ``seg_colored`` (segmentation/colored), ``obstacles``
-#: (points/obstacles). The last three exist only for segmentation models.
-OUTPUTS = ("depth", "colored", "points", "labels", "seg_colored", "obstacles")
+#: (points/obstacles), ``relative`` (depth/relative). ``labels``, ``seg_colored`` and
+#: ``obstacles`` exist only for segmentation models; relative models (affine-invariant inverse
+#: depth, no metric scale) give only ``relative``.
+OUTPUTS = ("depth", "colored", "points", "labels", "seg_colored", "obstacles", "relative")
 
 
 @dataclass
@@ -56,7 +58,8 @@ class FrameResult:
 
     Attributes:
         depth: ``H x W`` float32 metres, NaN invalid (always computed; after the metric scale
-            when the pipeline has a scaler). None only when ``skip`` is set.
+            when the pipeline has a scaler). None when ``skip`` is set, and for relative models
+            (no metric scale) without a usable scale.
         colored: ``H x W x 3`` uint8 BGR colour-mapped depth.
         points: organized cloud of ``depth`` (x, y, z[, rgb] float32, optical frame).
         labels: ``H x W`` uint8 class ids (segmentation models).
@@ -68,6 +71,8 @@ class FrameResult:
         scale: the :class:`~mono_depth_ros.core.scale.ScaleState` applied (with a scaler).
         skip: ``(reason, text)`` when the frame has no output (no usable scale and the scale
             fallback is ``skip``); every output is then None.
+        relative: ``H x W`` float32 affine-invariant inverse depth (unitless, NaN invalid) of
+            relative models.
 
     The two clouds use buffers owned by the pipeline: serialise them before the next frame.
     """
@@ -82,6 +87,7 @@ class FrameResult:
     warnings: List[Tuple[str, str]] = field(default_factory=list)
     scale: Optional[ScaleState] = None
     skip: Optional[Tuple[str, str]] = None
+    relative: Optional[np.ndarray] = None
 
 
 class FramePipeline:
@@ -165,11 +171,24 @@ class FramePipeline:
         if unknown:
             raise ValueError(f"unknown outputs {sorted(unknown)}; valid: {', '.join(OUTPUTS)}")
         pred = self.estimator.predict(rgb, K)
-        res = FrameResult(depth=pred.depth, labels=pred.labels, timings=dict(pred.timings))
+        relative = getattr(pred, "relative", None)
+        depth = pred.depth
+        if depth is None and relative is not None and self.scaler is not None:
+            # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                depth = np.where(relative > 0, 1.0 / relative, np.nan).astype(np.float32)
+        res = FrameResult(depth=depth, labels=pred.labels, timings=dict(pred.timings),
+                          relative=relative)
         if self.scaler is not None:
             self._scale(res, K, reference, stamp)
             if res.skip:
                 return res
+            if relative is not None and res.scale.status in ("none", "fallback"):
+                res.depth = None  # 1 / x has no unit: no metres without a usable scale
+        if res.depth is None:  # relative model without a scale: no colour map or clouds
+            res.labels = res.labels if "labels" in wanted else None
+            res.timings.update(colorize=0.0, cloud=0.0)
+            return res
         cfg = self.config
         t0 = time.perf_counter()
         if "colored" in wanted:

@@ -406,6 +406,10 @@ class SSegDepNet(nn.Module):
 # Registration
 # --------------------------------------------------------------------------------------------
 
+#: Licence of the shipped weights trained on the package's own generated streets.
+_SYNTH_LICENCE = "Apache-2.0 (shipped; trained on generated streets)"
+
+
 def _spec(name: str, description: str, **kw) -> ModelSpec:
     base = dict(input_size=(192, 320), output_kind="normalized_depth", citation=_CITATION,
                 mean=_RAW_MEAN, std=_RAW_STD, depth_range=_STREET_RANGE, recommended_loss="l1")
@@ -418,6 +422,7 @@ def _spec(name: str, description: str, **kw) -> ModelSpec:
     citation=_CITATION + "; Ronneberger et al., 'U-Net: Convolutional Networks for Biomedical "
                          "Image Segmentation', MICCAI 2015",
     returns_segmentation=True, num_classes=NUM_CLASSES, recommended_loss="bce",
+    weights_licence=_SYNTH_LICENCE,
     extras={"segmentation_only": True, "classes": SYNTHIA_CLASSES, "palette": SYNTHIA_PALETTE,
             "output_activation": "sigmoid", "default_checkpoint": "unet_seg_synth.pt"}))
 def unet_seg(pretrained: Union[bool, str] = False, base_channels: int = 64,
@@ -460,6 +465,7 @@ def cnn3d_s_relu(pretrained: Union[bool, str] = False, base_channels: int = 16) 
 
 @register_model(_spec("cnn3d_up", "3D conv encoder + 3D deconv decoder over RGB+OHES volume",
                       needs_semantic_input=True, num_classes=NUM_CLASSES,
+                      weights_licence=_SYNTH_LICENCE,
                       extras={"output_activation": "relu", "default_checkpoint": "cnn3d_up_synth.pt"}))
 def cnn3d_up(pretrained: Union[bool, str] = False, base_channels: int = 32) -> CNN3DUp:
     """Factory for :class:`CNN3DUp` (registered as ``cnn3d_up``)."""
@@ -477,6 +483,7 @@ def cnn3d_up_do(pretrained: Union[bool, str] = False, base_channels: int = 32,
 
 @register_model(_spec("ssegdep_net", "Hybrid: unet_seg OHES + cnn3d_up depth from RGB",
                       returns_segmentation=True, num_classes=NUM_CLASSES,
+                      weights_licence=_SYNTH_LICENCE,
                       extras={"output_activation": "relu", "classes": SYNTHIA_CLASSES,
                               "palette": SYNTHIA_PALETTE,
                               # trained separately, shipped as two files (factory arguments)

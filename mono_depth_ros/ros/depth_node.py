@@ -16,6 +16,10 @@ parameter is set):
 Metric scale (``scale_source``: none, fixed, sparse_depth, scan, ground_plane): see
 :mod:`mono_depth_ros.ros.scale_source`; ``depth/image`` is in metres after the scale, and
 ``depth/scale`` carries the scale with its support and residual.
+Relative models (affine-invariant inverse depth: Depth Anything V2 relative, DPT/MiDaS) have no
+metric scale of their own: without a usable scale they publish ``depth/relative`` (32FC1,
+unitless, larger = nearer, NaN invalid) instead of ``depth/image``, ``depth/colored`` and the
+clouds, and say so once in the log.
 
 Two executables share one body (:class:`DepthNodeCore`): ``depth_node`` (:class:`DepthNode`)
 loads the model and starts at once; ``depth_lifecycle_node`` (:class:`LifecycleDepthNode`) is a
@@ -66,9 +70,11 @@ from .scale_source import ScaleSourceAdapter
 OUTPUT_TOPICS = {"depth": ("depth/image", Image), "colored": ("depth/colored", Image),
                  "points": ("points", PointCloud2), "labels": ("segmentation/labels", Image),
                  "seg_colored": ("segmentation/colored", Image),
-                 "obstacles": ("points/obstacles", PointCloud2)}
+                 "obstacles": ("points/obstacles", PointCloud2),
+                 "relative": ("depth/relative", Image)}
 #: Encoding of each image output.
-OUTPUT_ENCODINGS = {"depth": "32FC1", "colored": "bgr8", "labels": "mono8", "seg_colored": "bgr8"}
+OUTPUT_ENCODINGS = {"depth": "32FC1", "colored": "bgr8", "labels": "mono8", "seg_colored": "bgr8",
+                    "relative": "32FC1"}
 #: Parameters of the lifecycle node only.
 LIFECYCLE_PARAMETERS = {
     "autostart": ParamSpec(False, "configure and activate right after start (launch: "
@@ -160,6 +166,11 @@ class DepthNodeCore:
         est = build_estimator(values)  # ConfigError names every problem
         for msg in est.warnings:
             self.get_logger().warning(msg)
+        if est.spec.is_relative:
+            self.get_logger().warning(
+                f"{est.name} predicts relative (affine-invariant) inverse depth: without a usable "
+                "metric scale (scale_source) it publishes depth/relative (32FC1, unitless, larger "
+                "= nearer), not depth/image, depth/colored or points")
         return est
 
     def _load_model(self) -> None:
@@ -171,8 +182,8 @@ class DepthNodeCore:
         cfg = self.config()
         self.pipeline = FramePipeline(self._build_estimator(cfg), pipeline_config(cfg))
         est = self.estimator
-        self.get_logger().info(f"model={est.name} device={est.device} input={est.input_size} "
-                               f"checkpoint={est.checkpoint}")
+        self.get_logger().info(f"model={est.name} device={est.device} backend={est.backend} "
+                               f"input={est.input_size} checkpoint={est.checkpoint}")
 
     def _free_model(self) -> None:
         """Drop the network and give its (GPU) memory back."""

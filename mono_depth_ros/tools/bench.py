@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch
 from ..core.image_codec import array_to_image_fields, image_msg_to_rgb
 from ..core.pipeline import FramePipeline
 from ..models import create_model, get_spec, list_models
+from ..models.registry import loads_checkpoint
 from ..inference.estimator import DepthEstimator
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "serialize")
@@ -81,7 +82,7 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
         t1 = time.perf_counter()
         res = pipeline.process(frame, K, ("depth", "points"))
         t3 = time.perf_counter()
-        if ser is not None:
+        if ser is not None and res.depth is not None:  # relative models publish no metres
             ser(res.depth, res.points)
         t4 = time.perf_counter()
         if i < warmup:
@@ -93,42 +94,73 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
         rows["total"].append(1e3 * (t4 - t0))
     stats = {k: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
              for k, v in rows.items()}
-    return {"model": model, "device": str(est.device), "precision": precision,
+    return {"model": model, "device": str(est.device), "backend": est.backend, "precision": precision,
             "input_size": list(est.input_size), "resolution": [640, 480],
             "torch_threads": torch.get_num_threads(), "iters": iters, "stages_ms": stats,
             "fps": 1000.0 / stats["total"]["p50"]}
 
 
-def model_table(device: str = "cpu", iters: int = 10, models: Optional[List[str]] = None) -> List[dict]:
-    """Parameters, GFLOPs at the spec input size and p50 forward latency of every model.
+def _p50_ms(run, x, iters: int, dev: torch.device) -> float:
+    times = []
+    for i in range(iters + 2):  # two warm-up calls (the ONNX export happens in the first)
+        t = time.perf_counter()
+        run(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(1e3 * (time.perf_counter() - t))
+    return float(np.median(times))
 
-    GFLOPs are counted with ``torch.utils.flop_counter`` (multiply-adds x 2) for batch 1.
+
+def model_table(device: str = "cpu", iters: int = 10, models: Optional[List[str]] = None,
+                backends: Sequence[str] = ("torch",), checkpoints: Optional[Dict[str, str]] = None
+                ) -> List[dict]:
+    """Parameters, GFLOPs at the spec input size and p50 forward latency per backend of every
+    model (``models`` default: every model that builds without external weights; Hugging Face
+    and ONNX models need ``checkpoints[name]``).
+
+    GFLOPs are counted with ``torch.utils.flop_counter`` (multiply-adds x 2) for batch 1. Each
+    backend's column is ``<device>_<backend>_p50_ms`` (forward only, float32, same input).
     """
     from torch.utils.flop_counter import FlopCounterMode
+
+    from ..inference.backends import make_runner
     dev = torch.device(device)
+    checkpoints = checkpoints or {}
+    names = models or [n for n in list_models() if not loads_checkpoint(n)]
     out = []
-    for name in models or list_models():
+    for name in names:
         spec = get_spec(name)
-        net = create_model(name).to(dev).eval()
-        c = 17 if spec.needs_semantic_input else 3
+        net = create_model(name, checkpoint=checkpoints.get(name)).to(dev).eval()
+        spec = net.spec
+        c = 3 + (spec.num_classes if spec.needs_semantic_input else 0)
         x = torch.rand(1, c, *spec.input_size, device=dev)
+        row = {"model": name, "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
+               "input": list(spec.input_size)}
         with torch.inference_mode():
             counter = FlopCounterMode(display=False)
             with counter:
                 net(x)
-            times = []
-            for i in range(iters + 2):
-                t = time.perf_counter()
-                net(x)
-                if dev.type == "cuda":
-                    torch.cuda.synchronize()
-                if i >= 2:
-                    times.append(1e3 * (time.perf_counter() - t))
-        out.append({"model": name, "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
-                    "input": list(spec.input_size), "gflops": counter.get_total_flops() / 1e9,
-                    f"{dev.type}_p50_ms": float(np.median(times))})
+            row["gflops"] = counter.get_total_flops() / 1e9
+            for backend in backends:
+                row[f"{dev.type}_{backend}_p50_ms"] = _p50_ms(make_runner(backend, net, dev), x,
+                                                              iters, dev)
+        out.append(row)
         del net
     return out
+
+
+def format_model_table(rows: List[dict], device: str, backends: Sequence[str]) -> str:
+    """Markdown table of :func:`model_table` rows, one latency column per backend."""
+    dev = device.split(":")[0]
+    head = "| model | params (M) | input | GFLOPs | " + " | ".join(
+        f"{dev} {b} p50 (ms)" for b in backends) + " |\n|---|---|---|---|" + "---|" * len(backends)
+    lines = [head]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['params_M']:.2f} | {r['input'][0]}x{r['input'][1]} | "
+                     f"{r['gflops']:.2f} | " + " | ".join(
+                         f"{r[f'{dev}_{b}_p50_ms']:.1f}" for b in backends) + " |")
+    return "\n".join(lines)
 
 
 def write_json(obj, path: Optional[str]) -> str:

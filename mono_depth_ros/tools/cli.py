@@ -12,6 +12,7 @@ Subcommands::
     synth OUT                    SYNTHIA-style synthetic streets or rooms (pybullet)
     ablation                     the SSegDep-Net ablation on synthetic streets
     bench                        per-stage latency at 640x480 (or a model table)
+    export                       a registered model -> ONNX file (spec as metadata, parity check)
     demo                         the end-to-end run on real 7-Scenes frames over DDS
     dds-check                    VGA images / clouds delivered by Fast DDS under several setups
     test                         run the test suite (pytest)
@@ -35,6 +36,8 @@ from ..core.dds_env import ros_env as dds_ros_env
 from ..core.paths import package_share_dir
 from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
 
+#: Values of --backend (mono_depth_ros.inference.backends.CHOICES, without importing torch).
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
 
@@ -51,13 +54,18 @@ def _apply_ros_env() -> None:
 # --------------------------------------------------------------------------- commands
 def cmd_models(args) -> int:
     from ..models import get_spec, list_models
+    rows = [("name", "kind", "input", "seg", "weights licence", "description")]
     for name in list_models():
         s = get_spec(name)
         if args.json:
             print(json.dumps(s.to_dict(), default=str))
-        else:
-            print(f"{name:18s} {s.output_kind:17s} in {s.input_size[0]}x{s.input_size[1]}  "
-                  f"seg={'yes' if s.returns_segmentation else 'no ':3s} {s.description}")
+            continue
+        rows.append((name, s.output_kind, f"{s.input_size[0]}x{s.input_size[1]}",
+                     "yes" if s.returns_segmentation else "no", s.weights_licence, s.description))
+    if not args.json:
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[5])
     return 0
 
 
@@ -139,7 +147,8 @@ def cmd_evaluate(args) -> int:
         from ..inference.estimator import DepthEstimator
         ds = open_dataset(args.data, parse_frames(args.frames))
         lo, hi = ds.eval_range
-        est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device)
+        est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device,
+                             backend=args.backend)
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
@@ -161,20 +170,21 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_pipeline, model_table, write_json
+    from .bench import bench_pipeline, format_model_table, model_table, write_json
     if args.model == "all":
-        rows = model_table(args.device, args.iters, args.models)
+        rows = model_table(args.device, args.iters, args.models, backends=args.backends)
         print(write_json(rows, args.json_out))
-        key = f"{args.device.split(':')[0]}_p50_ms"
-        print(f"\n| model | params (M) | input | GFLOPs | {args.device} p50 (ms) |\n|---|---|---|---|---|")
-        for r in rows:
-            print(f"| {r['model']} | {r['params_M']:.2f} | {r['input'][0]}x{r['input'][1]} | "
-                  f"{r['gflops']:.2f} | {r[key]:.1f} |")
+        print("\n" + format_model_table(rows, args.device, args.backends))
         return 0
     res = bench_pipeline(args.model, args.device, args.precision, args.iters,
-                         image=args.image, checkpoint=args.checkpoint)
+                         image=args.image, checkpoint=args.checkpoint, backend=args.backend)
     print(write_json(res, args.json_out))
     return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_command
+    return export_command(args)
 
 
 def cmd_dds_check(args) -> int:
@@ -313,8 +323,9 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--data", help="dataset folder to run a model over")
     s.add_argument("--frames", help="START:STOP subset of --data")
     s.add_argument("--model", default="fastdepth")
-    s.add_argument("--checkpoint")
+    s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id, or .onnx")
     s.add_argument("--device", default="auto")
+    s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
@@ -337,7 +348,19 @@ def _args_bench(s: argparse.ArgumentParser) -> None:
     s.add_argument("--iters", type=int, default=50)
     s.add_argument("--image", help="an image file to use instead of noise")
     s.add_argument("--checkpoint")
+    s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    s.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"],
+                   choices=BACKEND_CHOICES[1:], help="with --model all: one latency column each")
     s.add_argument("--json-out")
+
+
+def _args_export(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--model", required=True, help="a registered model name")
+    s.add_argument("--checkpoint", help="weights (default: the shipped ones / the hub id)")
+    s.add_argument("--format", default="onnx", choices=["onnx"])
+    s.add_argument("--out", required=True, help="FILE.onnx")
+    s.add_argument("--input-size", help="network input HxW (default: the spec's input size)")
+    s.add_argument("--device", default="cpu", help="where the parity check runs PyTorch")
 
 
 def _args_dds_check(s: argparse.ArgumentParser) -> None:
@@ -428,6 +451,8 @@ COMMANDS = [
     ("record", "record DDS topics to MCAP", recorder_parser, cmd_record),
     ("evaluate", "depth metrics + PNG panels", _args_evaluate, cmd_evaluate),
     ("bench", "latency benchmark", _args_bench, cmd_bench),
+    ("export", "a registered model -> ONNX (spec as metadata, parity vs PyTorch)", _args_export,
+     cmd_export),
     ("dds-check", "VGA clouds and images between two processes under several Fast DDS setups",
      _args_dds_check, cmd_dds_check),
     ("demo", "real 7-Scenes frames through depth_node over DDS", _args_demo, cmd_demo),

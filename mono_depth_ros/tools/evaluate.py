@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..core.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
+from ..core.relative import align_inverse_depth
 from ..core.visualize import error_panel
 
 
@@ -198,7 +199,10 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     (see :func:`resolve_baseline`). ``scale_source`` (``sparse:N``, ``scan[:B]``,
     ``ground:H[:P]``, ``ground:pose``, ``fixed:S``; see :mod:`mono_depth_ros.tools.scale_eval`)
     scales each prediction with a reference simulated from the ground truth before scoring:
-    ``mean`` is then after that scale, and each frame's row has its ``scale_fit``.
+    ``mean`` is then after that scale, and each frame's row has its ``scale_fit``. Relative
+    models (no metric scale) without a ``scale_source`` are aligned per frame to the ground
+    truth (:func:`~mono_depth_ros.core.relative.align_inverse_depth`, the MiDaS protocol); the
+    report says so under ``alignment``.
 
     Returns:
         the summary dict (also written to ``out_dir/metrics.json``).
@@ -221,9 +225,16 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         pred = estimator.predict(s.rgb, s.K)
         unmasked = getattr(pred, "unmasked", None)  # before the range mask, when the model has it
         depth, extra = pred.depth if unmasked is None else unmasked, None
+        relative = getattr(pred, "relative", None)
+        if relative is not None and scaler is not None:
+            # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                depth = np.where(relative > 0, 1.0 / relative, np.nan).astype(np.float32)
+        elif relative is not None:  # no scale source: scale and shift from the ground truth
+            depth = align_inverse_depth(relative, s.depth, min_depth, max_depth)[0]
         if scaler is not None:
             depth, fit = scaler(s, depth)
-            depth = np.full_like(pred.depth, np.nan) if depth is None else depth
+            depth = np.full(s.rgb.shape[:2], np.nan, np.float32) if depth is None else depth
             extra = {"scale_fit": fit}
         ev.add(s.name, depth, s.depth, s.rgb, extra)
     extra = {"model": estimator.name, "checkpoint": estimator.checkpoint,
@@ -231,6 +242,9 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     if scaler is not None:
         from .scale_eval import summarize_fits
         extra["scale_fits"] = summarize_fits(ev.rows)
+    elif estimator.spec.is_relative:
+        extra["alignment"] = ("relative model: per-frame least-squares scale and shift of inverse "
+                              "depth to the ground truth (MiDaS protocol)")
     ev.write(extra)
     return {**extra, **ev.summary()}
 
