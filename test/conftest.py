@@ -6,10 +6,19 @@ them take the ``data_dir`` fixture (or one of the per-dataset fixtures), which s
 message only when the folder is absent.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Never reach a model hub from tests, and keep ONNX exports (backend auto / onnxruntime) in a
+# folder of this run; subprocesses (node, CLI) inherit both.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["MONO_DEPTH_ROS_CACHE"] = tempfile.mkdtemp(prefix="mono_depth_ros_cache_")
+atexit.register(shutil.rmtree, os.environ["MONO_DEPTH_ROS_CACHE"], True)
 
 from ros_helpers import rclpy_context  # noqa: F401  (fixture shared by the ROS tests)
 

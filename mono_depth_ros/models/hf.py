@@ -275,6 +275,9 @@ def load_hf_model(name: str, checkpoint: Optional[str] = None) -> HFDepthModel:
     try:
         hf_model, info = cls.from_pretrained(source, output_loading_info=True)
     except OSError as exc:
+        if looks_local:  # a folder, but no config / weights in it
+            raise FileNotFoundError(f"{name}: {source} is not a complete save_pretrained folder "
+                                    f"(config.json and weights): {exc}") from exc
         raise HubWeightsUnavailable(
             f"{name}: cannot load {source!r}: not a local folder and not in the Hugging Face "
             f"cache, and the hub is not reachable (HF_HUB_OFFLINE=1 or no network). "
