@@ -165,3 +165,79 @@ def test_obstacle_cloud_cross_process_on_generated_street(tmp_path, rclpy_contex
     assert np.isfinite(pts[keep][:, :3]).all()
     assert ((pts[keep][:, 2] >= lo) & (pts[keep][:, 2] <= hi)).all()
     assert got["obs"].header.stamp.sec == 3000 and got["obs"].header.frame_id == "camera_optical_frame"
+
+
+def _run_node_one_frame(tmp_path, rclpy_context, ns, params, topics, frame_dir):
+    """Start depth_node in namespace ``ns`` with ``params``, send one 320x240 7-Scenes frame,
+    return ``{topic: message}`` for ``topics`` and the node's log."""
+    import os
+
+    import cv2
+    s = SevenScenes(frame_dir, slice(0, 1))[0]
+    rgb = cv2.resize(s.rgb, (320, 240), interpolation=cv2.INTER_AREA)
+    args = ["-m", "mono_depth_ros.ros.depth_node", "--ros-args", "-r", f"__ns:={ns}",
+            "-p", "device:=cpu", "-p", "input_reliability:=reliable",
+            "-p", "output_reliability:=reliable", "-p", "output_depth:=5"]
+    for p in params:
+        args += ["-p", p]
+    log = tmp_path / f"{ns.strip('/')}.log"
+    proc = start_process(args, dict(os.environ), log)
+    node = Node(f"tester_{ns.strip('/')}", context=rclpy_context)
+    ex = SingleThreadedExecutor(context=rclpy_context)
+    ex.add_node(node)
+    got = {}
+    for t in topics:
+        node.create_subscription(Image, f"{ns}/{t}", lambda m, t=t: got.setdefault(t, m), QOS)
+    pub_img = node.create_publisher(Image, f"{ns}/image", QOS)
+    pub_info = node.create_publisher(CameraInfo, f"{ns}/camera_info", QOS)
+    try:
+        assert spin_until(ex, lambda: proc.poll() is not None or (
+            pub_img.get_subscription_count() > 0
+            and all(node.count_publishers(f"{ns}/{t}") > 0 for t in topics)), 90)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        spin_until(ex, lambda: False, 1.0)
+        h = Header(frame_id="camera_optical_frame")
+        h.stamp.sec = 4000
+        ci = CameraInfo(header=h, width=640, height=480)  # full-size K: the node rescales it
+        ci.k = s.K.reshape(9).tolist()
+        pub_info.publish(ci)
+        pub_img.publish(make_image(h, rgb, "rgb8"))
+        assert spin_until(ex, lambda: len(got) == len(topics), 60), (sorted(got), log.read_text()[-3000:])
+    finally:
+        node.destroy_node()
+        stop_process(proc)
+    return got, log.read_text()
+
+
+def test_hf_model_from_a_local_folder_publishes_depth_relative(tmp_path, rclpy_context, data_dir):
+    """A Hugging Face relative model (tiny random Depth Anything V2 checkpoint folder, offline)
+    in a depth_node subprocess: depth/relative 32FC1 at the camera resolution, said once in the
+    log."""
+    pytest.importorskip("transformers")
+    from hf_helpers import make_tiny
+    folder = make_tiny("depth_anything_v2_small", tmp_path / "da")
+    got, log = _run_node_one_frame(
+        tmp_path, rclpy_context, "/hf", ["model:=depth_anything_v2_small", f"checkpoint:={folder}"],
+        ["depth/relative"], data_dir / "7scenes-redkitchen")
+    m = got["depth/relative"]
+    assert (m.encoding, m.height, m.width) == ("32FC1", 240, 320) and m.header.stamp.sec == 4000
+    rel = np.frombuffer(m.data, np.float32).reshape(240, 320)
+    assert np.isfinite(rel).all() and rel.std() > 0
+    assert log.count("publishing depth/relative") == 1
+
+
+def test_exported_onnx_file_runs_in_the_node(tmp_path, rclpy_context, data_dir):
+    """``mono-depth-ros export`` of the shipped fastdepth (small input) and ``model:=onnx
+    checkpoint:=FILE.onnx`` in a depth_node subprocess: metric depth/image from ONNX Runtime."""
+    pytest.importorskip("onnxruntime")
+    from mono_depth_ros.tools.export import export_model
+    path = export_model("fastdepth", str(tmp_path / "fd.onnx"), input_size=(96, 128))["path"]
+    got, log = _run_node_one_frame(
+        tmp_path, rclpy_context, "/ort", ["model:=onnx", f"checkpoint:={path}", "max_depth:=5.0"],
+        ["depth/image"], data_dir / "7scenes-redkitchen")
+    m = got["depth/image"]
+    assert (m.encoding, m.height, m.width) == ("32FC1", 240, 320)
+    depth = np.frombuffer(m.data, np.float32).reshape(240, 320)
+    finite = depth[np.isfinite(depth)]
+    assert finite.size > 0.5 * depth.size and 0 < finite.min() and finite.max() <= 5.0
+    assert "model=onnx" in log and "backend=onnxruntime" in log

@@ -70,7 +70,7 @@ def onnxruntime_backend(net: nn.Module, device: torch.device) -> Callable:
 
 
 def resolve_backend(backend: str, model: str, device: torch.device, trained: bool,
-                    stateful: bool = False) -> Tuple[str, List[str]]:
+                    stateful: bool = False, onnx_file: bool = False) -> Tuple[str, List[str]]:
     """The backend to use for ``backend`` in :data:`CHOICES`, and warnings for the caller.
 
     Args:
@@ -79,12 +79,16 @@ def resolve_backend(backend: str, model: str, device: torch.device, trained: boo
         device: where the model runs.
         trained: the model runs trained weights (a checkpoint), worth an export.
         stateful: the model keeps recurrent state across frames (PyTorch only).
+        onnx_file: the model is an ONNX file already (the ``onnx`` model): always onnxruntime.
 
     Raises:
         ValueError: unknown backend, or ``onnxruntime`` for a stateful model.
     """
     if backend not in CHOICES:
         raise ValueError(f"backend must be one of {CHOICES}, got {backend!r}")
+    if onnx_file:
+        return "onnxruntime", ([] if backend != "torch" else
+                               ["an ONNX file runs in ONNX Runtime: backend torch ignored"])
     if backend == "onnxruntime" and stateful:
         raise ValueError("stateful models keep their recurrent state in PyTorch: use backend torch")
     if backend != "auto":

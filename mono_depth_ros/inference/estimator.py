@@ -179,7 +179,8 @@ class DepthEstimator:
                              f"got {self.input_size}")
         self.backend, more = resolve_backend(backend, model, self.device,
                                              trained=self.checkpoint is not None,
-                                             stateful=bool(getattr(self.net, "stateful", False)))
+                                             stateful=bool(getattr(self.net, "stateful", False)),
+                                             onnx_file=hasattr(self.net, "file_spec"))
         self.warnings += more
         self._run = make_runner(self.backend, self.net, self.device)
         lo, hi = self.spec.depth_range

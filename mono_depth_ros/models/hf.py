@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -244,7 +245,8 @@ class HFDepthModel(nn.Module):
         if fov is None:
             return depth
         # Depth Pro's post-processing: f = 0.5 W / tan(fov / 2), so fx / W = 0.5 / tan(fov / 2)
-        return {"depth": depth, "focal_ratio": 0.5 / torch.tan(0.5 * torch.deg2rad(fov.flatten()))}
+        half_fov = fov.flatten() * (math.pi / 360.0)  # not deg2rad: ONNX opset 17 lacks it
+        return {"depth": depth, "focal_ratio": 0.5 / torch.tan(half_fov)}
 
 
 def load_hf_model(name: str, checkpoint: Optional[str] = None) -> HFDepthModel:
