@@ -312,6 +312,7 @@ class _ConstNet(torch.nn.Module):
     ("normalized_depth", 0.25, (0.5 + 0.25 * 7.5) * 1.5),
     ("inverse_depth", 0.5, 2.0 * 1.5),
     ("disparity", 0.05, 1.5 * 0.5 * 0.54 / 0.05),  # camera-aware: one factor, from fx / W
+    ("canonical_inverse_depth", 0.25, 0.75 / 0.25),  # Depth Pro: (fx / W) / output, camera-aware
 ])
 def test_every_output_kind_through_predict(monkeypatch, kind, raw, expected):
     """DepthEstimator.predict converts each output kind to metres with the focal handled once,

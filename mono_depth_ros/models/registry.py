@@ -33,7 +33,8 @@ class UnknownModelError(KeyError):
 
 
 class _Entry:
-    def __init__(self, factory: Callable[..., nn.Module], spec: ModelSpec, loads_checkpoint: bool):
+    def __init__(self, factory: Callable[..., nn.Module], spec: ModelSpec,
+                 loads_checkpoint: bool = False):
         self.factory = factory
         self.spec = spec
         self.loads_checkpoint = loads_checkpoint
