@@ -399,3 +399,9 @@ def test_lifecycle_node_transitions(rclpy_context):
         assert state() == "unconfigured" and n.estimator is None
     finally:
         n.destroy_node()
+
+
+def test_backend_parameter_is_validated(node):
+    res = node.set_parameters([Parameter("backend", value="tensorflow")])[0]
+    assert not res.successful and "torch" in res.reason and "onnxruntime" in res.reason
+    assert node.p("backend") == "auto"
