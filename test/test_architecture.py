@@ -77,7 +77,7 @@ def test_ros_modules_exist_and_need_ros():
     assert res.returncode != 0 and "blocked" in res.stderr
 
 
-@pytest.mark.parametrize("command", ["models", "train", "evaluate", "bench", "synth"])
+@pytest.mark.parametrize("command", ["models", "train", "evaluate", "bench", "synth", "export"])
 def test_cli_help_without_ros(command):
     res = _run(f"from mono_depth_ros.tools.cli import main\nmain([{command!r}, '--help'])", timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -159,6 +159,8 @@ def spec_from_file(model: OnnxModel) -> ModelSpec:
     data.setdefault("weights_licence", "unknown (third-party file: check its source)")
     data.setdefault("description", f"ONNX file {model.path.name}")
     data["extras"] = {**(data.get("extras") or {}), "source_model": source}
+    # a file has one fixed input shape: no multiple-of-32 rule unless the file's spec says so
+    data.setdefault("preprocessing", {"multiple": 1})
     return ModelSpec.from_dict({"name": "onnx", **data})
 
 
