@@ -110,6 +110,13 @@ def test_third_party_onnx_runs_with_a_spec_file_beside_it(tmp_path):
     pred = est.predict(FRAME, K)
     assert pred.depth is None and pred.relative.shape == FRAME.shape[:2]
     assert np.isfinite(pred.relative).all() and pred.relative.min() > 0.5
+    # JSON beside the file, no preprocessing given: a 60x60 file (not a multiple of 32) runs
+    small = tmp_path / "small.onnx"
+    torch.onnx.export(Net(), (torch.rand(1, 3, 60, 60),), str(small), dynamo=False)
+    (tmp_path / "small.onnx.json").write_text(json.dumps(
+        {"input_size": [60, 60], "output_kind": "metric_depth", "depth_range": [0.1, 10.0]}))
+    pred = DepthEstimator("onnx", checkpoint=str(small), device="cpu").predict(FRAME, K)
+    assert np.isfinite(pred.depth).all() and pred.depth.min() > 0.5
     with pytest.raises(ValueError, match="checkpoint"):
         create_model("onnx")
 
