@@ -245,7 +245,7 @@ def test_pipeline_parameter_applies_before_the_next_frame(node):
 def test_descriptors_carry_ranges_and_read_only(node):
     d = node.describe_parameter("input_width")
     assert (d.integer_range[0].from_value, d.integer_range[0].to_value,
-            d.integer_range[0].step) == (0, 4096, 32)
+            d.integer_range[0].step) == (0, 4096, 0)  # multiples: the model's (validated)
     assert node.describe_parameter("max_depth").floating_point_range[0].to_value == 1000.0
     assert node.describe_parameter("output_reliability").read_only
     assert "best_effort" in node.describe_parameter("input_reliability").additional_constraints

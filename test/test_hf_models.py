@@ -96,7 +96,7 @@ def test_models_command_shows_kind_and_licence(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "kind" in lines[0] and "weights licence" in lines[0]
     row = next(line for line in lines if line.startswith("depth_anything_v2_base "))
-    assert "relative_inverse_depth" in row and "CC-BY-NC-4.0" in row
+    assert "relative_inverse" in row and "CC-BY-NC-4.0" in row
     assert "MIT" in next(line for line in lines if line.startswith("zoedepth_nyu_kitti "))
 
 

@@ -29,6 +29,11 @@ def test_defaults_are_valid():
     ({"precision": "fp64"}, ["precision", "fp16"]),
     ({"precision": "fp16"}, ["fp16 needs a CUDA device"]),  # on this CPU-only configuration
     ({"input_width": 33}, ["input_width", "multiple of 32"]),
+    ({"backend": "tensorflow"}, ["backend", "onnxruntime"]),
+    ({"model": "onnx"}, ["onnx needs checkpoint"]),
+    ({"model": "onnx", "checkpoint": "/nonexistent/net.onnx"}, ["does not exist"]),
+    ({"model": "depth_anything_v2_small", "checkpoint": "./no/such/folder"},
+     ["neither a save_pretrained folder nor a hub id"]),
     ({"input_width": -32}, ["input_width", "within"]),
     ({"input_height": 5000}, ["input_height", "within"]),
     ({"min_depth": 5.0, "max_depth": 2.0}, ["min_depth < max_depth"]),
@@ -48,6 +53,18 @@ def test_each_invalid_configuration_is_refused_with_a_reason(changes, words):
     text = " ".join(reasons)
     for w in words:
         assert w in text, (w, text)
+
+
+def test_hf_and_onnx_models_validate_their_own_sizes_and_checkpoints(tmp_path):
+    """A Depth Anything target size needs no multiple of 32 (its processor rounds to 14); a hub
+    id or an existing folder / .onnx file is a valid checkpoint (loading checks the rest)."""
+    assert validate_config(with_(model="depth_anything_v2_small", input_width=518,
+                                 input_height=518)) == []
+    assert validate_config(with_(model="dpt_large", checkpoint="Intel/dpt-large")) == []
+    assert validate_config(with_(model="glpn_nyu", checkpoint=str(tmp_path))) == []
+    (tmp_path / "net.onnx").write_bytes(b"")
+    assert validate_config(with_(model="onnx", checkpoint=str(tmp_path / "net.onnx"))) == []
+    assert validate_config(with_(backend="onnxruntime", use_camera_focal=False)) == []
 
 
 def test_cuda_devices_are_checked_against_this_machine():

@@ -101,7 +101,7 @@ def test_third_party_onnx_runs_with_a_spec_file_beside_it(tmp_path):
     with pytest.raises(ValueError, match="third_party.yaml"):
         create_model("onnx", checkpoint=str(path))
     (tmp_path / "third_party.yaml").write_text(
-        "input_size: [64, 64]\noutput_kind: relative_inverse_depth\nweights_licence: MIT\n"
+        "input_size: [64, 64]\noutput_kind: relative_inverse\nweights_licence: MIT\n"
         "mean: [0.5, 0.5, 0.5]\nstd: [0.5, 0.5, 0.5]\n"
         "preprocessing: {resize: stretch, multiple: 1, interpolation: bicubic,"
         " output_interpolation: bicubic}\n")

@@ -20,12 +20,12 @@ def test_canonical_inverse_depth_uses_fx_over_width():
     depth = output_to_metric_depth(out, _spec("canonical_inverse_depth"), fx=320.0, width=640)
     np.testing.assert_allclose(depth, 0.5 / 0.25)  # (fx / W) / output
     with pytest.raises(ValueError, match="no metric scale"):
-        output_to_metric_depth(out, _spec("relative_inverse_depth"), fx=320.0, width=640)
-    assert _spec("relative_inverse_depth").is_relative and not _spec("metric_depth").is_relative
+        output_to_metric_depth(out, _spec("relative_inverse"), fx=320.0, width=640)
+    assert _spec("relative_inverse").is_relative and not _spec("metric_depth").is_relative
 
 
 def test_spec_round_trips_through_a_dict_with_its_preprocessing():
-    spec = _spec("relative_inverse_depth", preprocessing=Preprocessing(
+    spec = _spec("relative_inverse", preprocessing=Preprocessing(
         resize="keep_aspect", multiple=14, interpolation="bicubic"), weights_licence="MIT")
     back = ModelSpec.from_dict(spec.to_dict())
     assert back == spec and back.preprocessing.multiple == 14
@@ -57,3 +57,9 @@ def test_pipeline_passes_relative_output_and_builds_no_metric_outputs():
                                      ("depth", "colored", "points", "relative"))
     assert res.depth is None and res.points is None and res.colored is None
     assert res.relative is rel
+
+
+def test_relative_kind_is_the_one_the_scale_source_fits_in_inverse_depth():
+    from mono_depth_ros.core.scale import MODE_INVERSE_AFFINE, RELATIVE_INVERSE, fit_mode
+    from mono_depth_ros.models.spec import RELATIVE_KINDS
+    assert RELATIVE_KINDS == (RELATIVE_INVERSE,) and fit_mode(RELATIVE_KINDS[0]) == MODE_INVERSE_AFFINE

@@ -6,10 +6,11 @@ turns each entry into a ``ParameterDescriptor``; ``config/depth.yaml`` lists the
 
 :func:`validate_config` checks a *whole* configuration (every parameter's value) the way the
 node needs it before accepting a change: ranges and choices, a registered model, an available
-device, a precision the device supports, network input sizes that are positive multiples of 32
-(0 = the model's default), ``0 <= min_depth < max_depth`` after defaults, and checkpoint files
-that exist, load with ``torch.load(weights_only=True)`` (data, never code) and hold the selected
-model. :func:`build_estimator` then builds the network, which also checks that the weights fit
+device, a precision the device supports, network input sizes that are positive multiples of the
+model's multiple (32 for the package's networks, 14 for DINOv2-based Hugging Face models; 0 = the
+model's default), ``0 <= min_depth < max_depth`` after defaults, and checkpoint files that exist,
+load with ``torch.load(weights_only=True)`` (data, never code) and hold the selected model (for
+Hugging Face and ONNX models: an existing folder / hub id / ``.onnx`` file). :func:`build_estimator` then builds the network, which also checks that the weights fit
 the architecture (strict state-dict load).
 """
 
@@ -25,6 +26,8 @@ import torch
 from ..core.image_codec import MAX_DECODED_PIXELS
 from ..core.pipeline import PipelineConfig
 from ..models import get_spec, list_models, load_checkpoint
+from ..models.registry import loads_checkpoint
+from .backends import CHOICES as BACKEND_CHOICES
 from .estimator import PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator
 
 #: Parameter groups: ``estimator`` (a change rebuilds the network), ``pipeline`` (stages after
@@ -55,26 +58,31 @@ class ParamSpec:
 
 
 P = ParamSpec
-#: Every depth_node parameter. Ranges: network sizes 0 or multiples of 32 up to 4096 px,
+#: Every depth_node parameter. Ranges: network sizes 0-4096 px (multiples: the model's),
 #: depths 0-1000 m, QoS depths 1-100, decimation 1-16, periods 0-3600 s.
 PARAMETERS: Dict[str, ParamSpec] = {
     # --- the network (a change rebuilds it; validated and built before it is accepted)
     "model": P("fastdepth", "registered model name (mono-depth-ros models lists them)",
                "estimator"),
-    "checkpoint": P("", "weights file; empty = the model's shipped default", "estimator"),
+    "checkpoint": P("", "weights file, Hugging Face folder or hub id, or .onnx file; empty = "
+                    "the model's shipped weights or hub id", "estimator"),
     "seg_checkpoint": P("", "unet_seg weights for models that need OHES input", "estimator"),
     "device": P("auto", "auto (CUDA if available, else CPU), cpu, cuda, cuda:N", "estimator"),
     "precision": P("fp32", "fp32, fp16 (CUDA) or bf16 (CPU, or a GPU that supports it)",
                    "estimator", choices=tuple(PRECISIONS)),
-    "input_width": P(0, "network input width in px: a multiple of 32 (0 = model default)",
-                     "estimator", range=(0, 4096, 32)),
-    "input_height": P(0, "network input height in px: a multiple of 32 (0 = model default)",
-                      "estimator", range=(0, 4096, 32)),
+    "input_width": P(0, "network input width in px: a multiple of the model's (32 for most; "
+                     "0 = model default)", "estimator", range=(0, 4096, 0)),
+    "input_height": P(0, "network input height in px: a multiple of the model's (32 for most; "
+                      "0 = model default)", "estimator", range=(0, 4096, 0)),
     "min_depth": P(0.0, "minimum valid depth in m (0 = model default)", "estimator",
                    range=(0.0, 1000.0, 0.0)),
     "max_depth": P(0.0, "maximum valid depth in m (0 = model default)", "estimator",
                    range=(0.0, 1000.0, 0.0)),
     "stateful": P(False, "keep recurrent state across frames (siamese_convlstm)", "estimator"),
+    "backend": P("auto", "auto (ONNX Runtime on the CPU where measured faster), torch or "
+                 "onnxruntime", "estimator", choices=BACKEND_CHOICES),
+    "use_camera_focal": P(True, "models that predict their field of view (Depth Pro): use the "
+                          "camera_info fx instead", "estimator"),
     # --- stages after inference
     "colored_min": P(0.0, "depth/colored range start in m (min = max = 0: automatic)",
                      "pipeline", range=(0.0, 1000.0, 0.0)),
@@ -214,6 +222,19 @@ def check_checkpoint(path: str, model: str, what: str = "checkpoint") -> Optiona
     return None
 
 
+def check_external_checkpoint(path: str, model: str) -> Optional[str]:
+    """Why ``path`` cannot be the weights of ``model``, a model that loads its own kind of
+    checkpoint (a Hugging Face folder or hub id, an ``.onnx`` file), or None. Only what can be
+    told without loading: an existing ``.onnx`` file for ``onnx``; an existing folder, or a
+    ``owner/name`` hub id, for the Hugging Face models (loading then says more)."""
+    p = Path(path).expanduser()
+    if model == "onnx":
+        return None if p.is_file() else f"checkpoint {path!r} (an .onnx file) does not exist"
+    if p.is_dir() or (path.count("/") == 1 and not path.startswith((".", "/", "~"))):
+        return None
+    return f"checkpoint {path!r} is neither a save_pretrained folder nor a hub id (owner/name)"
+
+
 def validate_config(values: Mapping[str, Any]) -> List[str]:
     """Every reason why the configuration ``values`` cannot run (empty list: it can).
 
@@ -248,7 +269,18 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
     cmin, cmax = v["colored_min"], v["colored_max"]
     if (cmin, cmax) != (0.0, 0.0) and not cmin < cmax:
         reasons.append(f"need colored_min < colored_max (or both 0: automatic), got {cmin}, {cmax}")
-    if v["checkpoint"]:
+    pp = spec.preprocessing
+    multiple = pp.multiple if pp.resize == "stretch" else 1
+    for side in ("input_width", "input_height"):
+        if v[side] % multiple:
+            reasons.append(f"{side} must be 0 or a multiple of {multiple} for {v['model']}, "
+                           f"got {v[side]}")
+    if loads_checkpoint(v["model"]):
+        if v["checkpoint"]:
+            reasons += [r for r in [check_external_checkpoint(v["checkpoint"], v["model"])] if r]
+        elif v["model"] == "onnx":
+            reasons.append("model onnx needs checkpoint:=FILE.onnx")
+    elif v["checkpoint"]:
         reasons += [r for r in [check_checkpoint(v["checkpoint"], v["model"])] if r]
     if v["seg_checkpoint"]:
         reasons += [r for r in [check_checkpoint(v["seg_checkpoint"], SEMANTIC_FRONTEND,
@@ -268,7 +300,8 @@ def estimator_kwargs(values: Mapping[str, Any]) -> Dict[str, Any]:
                 seg_checkpoint=v["seg_checkpoint"] or None, device=v["device"],
                 precision=v["precision"], input_size=size,
                 min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
-                stateful=v["stateful"])
+                stateful=v["stateful"], backend=v["backend"],
+                use_camera_focal=v["use_camera_focal"])
 
 
 def build_estimator(values: Mapping[str, Any]) -> DepthEstimator:

@@ -89,7 +89,7 @@ FAMILIES: Dict[str, Family] = {
         Preprocessing(resize="keep_aspect", multiple=14, interpolation="bicubic",
                       output_interpolation="bicubic"),
         config_kind=lambda c: ("metric_depth" if getattr(c, "depth_estimation_type", "") == "metric"
-                               else "relative_inverse_depth")),
+                               else "relative_inverse")),
     "dpt": Family(
         "DPTForDepthEstimation", (384, 384),
         Preprocessing(resize="stretch", multiple=1, interpolation="bicubic",
@@ -113,7 +113,7 @@ FAMILIES: Dict[str, Family] = {
 }
 
 _APACHE, _CC_BY_NC = "Apache-2.0", "CC-BY-NC-4.0 (non-commercial)"
-_REL, _MET = "relative_inverse_depth", "metric_depth"
+_REL, _MET = "relative_inverse", "metric_depth"
 
 
 def _da_rows() -> Dict[str, tuple]:

@@ -7,7 +7,7 @@ YAML or JSON file beside it (``net.yaml``, ``net.yml``, ``net.json`` or ``net.on
 holding ModelSpec fields, for example::
 
     input_size: [518, 518]
-    output_kind: relative_inverse_depth
+    output_kind: relative_inverse
     mean: [0.485, 0.456, 0.406]
     std: [0.229, 0.224, 0.225]
     preprocessing: {resize: stretch, multiple: 14, interpolation: bicubic,

@@ -19,10 +19,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 #: Output kinds understood by :func:`output_to_metric_depth` (see :data:`OUTPUT_CONVERSIONS`).
 OUTPUT_KINDS = ("metric_depth", "normalized_depth", "disparity", "inverse_depth",
-                "canonical_inverse_depth", "relative_inverse_depth")
+                "canonical_inverse_depth", "relative_inverse")
 #: Output kinds with no metric scale: affine-invariant inverse depth (MiDaS / DPT, Depth Anything
 #: relative). They need a scale source; without one the node publishes ``depth/relative``.
-RELATIVE_KINDS = ("relative_inverse_depth",)
+RELATIVE_KINDS = ("relative_inverse",)
 #: Interpolations of :class:`Preprocessing` (``area``: OpenCV INTER_AREA when shrinking, else
 #: INTER_LINEAR, on the CPU; the others: torch / torchvision on the model's device).
 INTERPOLATIONS = ("area", "bilinear", "bicubic")
@@ -94,7 +94,7 @@ class ModelSpec:
             ``depth_range``), ``disparity`` (fraction of image width; needs ``stereo_baseline``),
             ``inverse_depth`` (1/m), ``canonical_inverse_depth`` (Depth Pro: inverse depth of a
             camera with ``fx / W = 1``; metres = ``(fx / W) / output``) or
-            ``relative_inverse_depth`` (affine-invariant inverse depth, unitless: no metric
+            ``relative_inverse`` (affine-invariant inverse depth, unitless: no metric
             scale, see :data:`RELATIVE_KINDS`).
         depth_range: ``(min, max)`` metres the model was trained for.
         train_focal: Horizontal focal length divided by image width (``fx / W``) of the
@@ -218,7 +218,7 @@ OUTPUT_CONVERSIONS = {
     "inverse_depth": (_inverse, False),
     "disparity": (_disparity, True),
     "canonical_inverse_depth": (_canonical_inverse, True),
-    "relative_inverse_depth": (_no_scale, False),  # RELATIVE_KINDS: needs a scale source
+    "relative_inverse": (_no_scale, False),  # RELATIVE_KINDS: needs a scale source
 }
 
 
