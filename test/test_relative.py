@@ -63,3 +63,23 @@ def test_relative_kind_is_the_one_the_scale_source_fits_in_inverse_depth():
     from mono_depth_ros.core.scale import MODE_INVERSE_AFFINE, RELATIVE_INVERSE, fit_mode
     from mono_depth_ros.models.spec import RELATIVE_KINDS
     assert RELATIVE_KINDS == (RELATIVE_INVERSE,) and fit_mode(RELATIVE_KINDS[0]) == MODE_INVERSE_AFFINE
+
+
+def test_pipeline_scales_a_relative_model_when_it_has_a_scale_source():
+    """With a scale source (fixed here) the relative map becomes metres (depth = scale / x) and
+    the metric outputs are built; without one only ``relative`` comes out."""
+    from mono_depth_ros.core.scale import MetricScaler, ScaleConfig
+    rel = np.full((12, 16), 0.5, np.float32)
+    est = SimpleNamespace(palette=None, segmentation_info=lambda key: None,
+                          spec=SimpleNamespace(output_kind="relative_inverse"),
+                          min_depth=0.1, max_depth=10.0,
+                          predict=lambda rgb, K: SimpleNamespace(depth=None, labels=None,
+                                                                 relative=rel, timings={}))
+    rgb, K = np.zeros((12, 16, 3), np.uint8), np.array([[10.0, 0, 8], [0, 10.0, 6], [0, 0, 1]])
+    scaled = FramePipeline(est, scaler=MetricScaler(ScaleConfig(source="fixed", fixed_scale=2.0)))
+    res = scaled.process(rgb, K, ("depth", "points", "relative"), stamp=0.0)
+    np.testing.assert_allclose(res.depth, 2.0 / 0.5)
+    assert res.points is not None and res.relative is rel
+    plain = FramePipeline(est, scaler=MetricScaler(ScaleConfig(source="none")))
+    res = plain.process(rgb, K, ("depth", "points", "relative"), stamp=0.0)
+    assert res.depth is None and res.points is None and res.relative is rel

@@ -235,6 +235,18 @@ def check_external_checkpoint(path: str, model: str) -> Optional[str]:
     return f"checkpoint {path!r} is neither a save_pretrained folder nor a hub id (owner/name)"
 
 
+def _size_reasons(v: Mapping[str, Any]) -> List[str]:
+    """Network sizes that are not multiples of the model's multiple (32 for the package's
+    networks; Hugging Face models round any target size themselves)."""
+    if v["model"] not in list_models():
+        return []
+    pp = get_spec(v["model"]).preprocessing
+    multiple = pp.multiple if pp.resize == "stretch" else 1
+    return [f"{side} must be 0 or a multiple of {multiple} for {v['model']}, got {v[side]}"
+            for side in ("input_width", "input_height")
+            if isinstance(v[side], int) and not isinstance(v[side], bool) and v[side] % multiple]
+
+
 def validate_config(values: Mapping[str, Any]) -> List[str]:
     """Every reason why the configuration ``values`` cannot run (empty list: it can).
 
@@ -248,6 +260,7 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
     """
     v = {**defaults(), **values}
     reasons = [r for r in (_check_value(n, v[n]) for n in PARAMETERS) if r]
+    reasons += _size_reasons(v)
     if reasons:  # the checks below assume well-typed, in-range values
         return reasons
     models = list_models()
@@ -269,12 +282,6 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
     cmin, cmax = v["colored_min"], v["colored_max"]
     if (cmin, cmax) != (0.0, 0.0) and not cmin < cmax:
         reasons.append(f"need colored_min < colored_max (or both 0: automatic), got {cmin}, {cmax}")
-    pp = spec.preprocessing
-    multiple = pp.multiple if pp.resize == "stretch" else 1
-    for side in ("input_width", "input_height"):
-        if v[side] % multiple:
-            reasons.append(f"{side} must be 0 or a multiple of {multiple} for {v['model']}, "
-                           f"got {v[side]}")
     if loads_checkpoint(v["model"]):
         if v["checkpoint"]:
             reasons += [r for r in [check_external_checkpoint(v["checkpoint"], v["model"])] if r]
