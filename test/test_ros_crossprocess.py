@@ -223,7 +223,7 @@ def test_hf_model_from_a_local_folder_publishes_depth_relative(tmp_path, rclpy_c
     assert (m.encoding, m.height, m.width) == ("32FC1", 240, 320) and m.header.stamp.sec == 4000
     rel = np.frombuffer(m.data, np.float32).reshape(240, 320)
     assert np.isfinite(rel).all() and rel.std() > 0
-    assert log.count("publishing depth/relative") == 1
+    assert log.count("publishes depth/relative") == 1
 
 
 def test_exported_onnx_file_runs_in_the_node(tmp_path, rclpy_context, data_dir):

@@ -242,7 +242,7 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     if scaler is not None:
         from .scale_eval import summarize_fits
         extra["scale_fits"] = summarize_fits(ev.rows)
-    elif estimator.spec.is_relative:
+    elif getattr(estimator.spec, "is_relative", False):
         extra["alignment"] = ("relative model: per-frame least-squares scale and shift of inverse "
                               "depth to the ground truth (MiDaS protocol)")
     ev.write(extra)
