@@ -108,5 +108,6 @@ def make_runner(backend: str, net: nn.Module, device: torch.device) -> Callable:
     try:
         factory = BACKENDS[backend]
     except KeyError:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(sorted(BACKENDS))}") from None
+        raise ValueError(f"unknown backend {backend!r}; valid: "
+                         f"{', '.join(sorted(BACKENDS))}") from None
     return factory(net, device)

@@ -274,6 +274,7 @@ class DepthEstimator:
             ids = seg.float().argmax(dim=1, keepdim=True).to(torch.uint8)
             labels = F.interpolate(ids, size=(H, W), mode="nearest")[0, 0].cpu().numpy()
         t3 = time.perf_counter()
-        return Prediction(depth=depth, labels=labels, unmasked=unmasked, relative=relative, timings={
+        return Prediction(depth=depth, labels=labels, unmasked=unmasked, relative=relative,
+                          timings={
             "preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
             "postprocess": 1e3 * (t3 - t2)})

@@ -10,8 +10,9 @@ device, a precision the device supports, network input sizes that are positive m
 model's multiple (32 for the package's networks, 14 for DINOv2-based Hugging Face models; 0 = the
 model's default), ``0 <= min_depth < max_depth`` after defaults, and checkpoint files that exist,
 load with ``torch.load(weights_only=True)`` (data, never code) and hold the selected model (for
-Hugging Face and ONNX models: an existing folder / hub id / ``.onnx`` file). :func:`build_estimator` then builds the network, which also checks that the weights fit
-the architecture (strict state-dict load).
+Hugging Face and ONNX models: an existing folder / hub id / ``.onnx`` file).
+:func:`build_estimator` then builds the network, which also checks that the weights fit the
+architecture (strict state-dict load).
 """
 
 from __future__ import annotations

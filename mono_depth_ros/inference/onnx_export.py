@@ -81,7 +81,8 @@ def export_onnx(net: nn.Module, spec: ModelSpec, path: Union[str, Path], example
     with torch.inference_mode():
         out = net(example)
     # dict outputs: the tensors (recurrent state lists and the like stay in PyTorch)
-    names = sorted(k for k, v in out.items() if torch.is_tensor(v)) if isinstance(out, dict) else None
+    names = (sorted(k for k, v in out.items() if torch.is_tensor(v))
+             if isinstance(out, dict) else None)
     wrapper = _TupleOutputs(net, names).eval()
     out_names = names or ["depth"]
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
@@ -93,7 +94,8 @@ def export_onnx(net: nn.Module, spec: ModelSpec, path: Union[str, Path], example
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     torch.onnx.export(wrapper, (example,), tmp, input_names=["input"],
-                                      output_names=out_names, opset_version=OPSET if not dynamo else 18,
+                                      output_names=out_names,
+                                      opset_version=OPSET if not dynamo else 18,
                                       dynamo=dynamo, external_data=False, verbose=False,
                                       # ONNX Runtime folds constants when it loads the file;
                                       # folding here too doubles the export time of big nets
@@ -104,7 +106,8 @@ def export_onnx(net: nn.Module, spec: ModelSpec, path: Union[str, Path], example
         else:
             raise RuntimeError(f"ONNX export of {spec.name} failed: {first_error}") from first_error
         model = onnx.load(tmp)
-        meta = {SPEC_KEY: json.dumps(exported_spec(spec, example.shape[-2:]).to_dict(), default=str)}
+        stored = exported_spec(spec, example.shape[-2:]).to_dict()
+        meta = {SPEC_KEY: json.dumps(stored, default=str)}
         if names:
             meta[OUTPUTS_KEY] = json.dumps(names)
         for key, value in meta.items():

@@ -109,7 +109,8 @@ FAMILIES: Dict[str, Family] = {
     "depth_pro": Family(
         "DepthProForDepthEstimation", (1536, 1536),
         Preprocessing(resize="stretch", multiple=1, interpolation="bilinear", antialias=False,
-                      normalize_first=True, output_interpolation="bilinear"), mean=_HALF, std=_HALF),
+                      normalize_first=True, output_interpolation="bilinear"),
+        mean=_HALF, std=_HALF),
 }
 
 _APACHE, _CC_BY_NC = "Apache-2.0", "CC-BY-NC-4.0 (non-commercial)"
@@ -157,7 +158,8 @@ def hf_spec(name: str) -> ModelSpec:
     :data:`HF_MODELS`); ``extras`` holds ``hub_id`` and ``family``."""
     hub_id, family, kind, rng, licence, cite, desc = HF_MODELS[name]
     fam = FAMILIES[family]
-    return ModelSpec(name=name, input_size=fam.input_size, output_kind=kind, citation=CITATIONS[cite],
+    return ModelSpec(name=name, input_size=fam.input_size, output_kind=kind,
+                     citation=CITATIONS[cite],
                      description=desc, mean=fam.mean, std=fam.std, depth_range=rng,
                      weights_licence=licence, preprocessing=fam.preprocessing,
                      extras={"hub_id": hub_id, "family": family,
@@ -267,7 +269,8 @@ def load_hf_model(name: str, checkpoint: Optional[str] = None) -> HFDepthModel:
     spec = hf_spec(name)
     hub_id, family = spec.extras["hub_id"], FAMILIES[spec.extras["family"]]
     source = checkpoint or hub_id
-    looks_local = source.startswith((".", "/", "~")) or Path(source).exists() or source.count("/") != 1
+    looks_local = (source.startswith((".", "/", "~")) or Path(source).exists()
+                   or source.count("/") != 1)
     if looks_local and not Path(source).expanduser().is_dir():
         raise FileNotFoundError(f"{name}: checkpoint folder not found: {source} (a save_pretrained "
                                 f"folder or a hub id such as {hub_id})")

@@ -117,7 +117,8 @@ class OnnxModel(nn.Module):
             self.file_spec = json.loads(meta[SPEC_KEY])
         else:
             raise ValueError(
-                f"{self.path} has no {SPEC_KEY!r} metadata (not written by mono-depth-ros export) and "
+                f"{self.path} has no {SPEC_KEY!r} metadata (not written by mono-depth-ros "
+                "export) and "
                 f"no spec file beside it: write {self.path.with_suffix('.yaml')} with at least "
                 "input_size and output_kind (see mono_depth_ros/models/onnx_model.py)")
         self.input_name = sess.get_inputs()[0].name
@@ -172,7 +173,8 @@ def spec_from_file(model: OnnxModel) -> ModelSpec:
 def onnx(checkpoint: Optional[str] = None, threads: Optional[int] = None) -> OnnxModel:
     """Factory of :class:`OnnxModel` (registered as ``onnx``; needs ``checkpoint``)."""
     if not checkpoint:
-        raise ValueError("model 'onnx' needs checkpoint:=FILE.onnx (mono-depth-ros export writes one)")
+        raise ValueError("model 'onnx' needs checkpoint:=FILE.onnx (mono-depth-ros export "
+                         "writes one)")
     model = OnnxModel(checkpoint, threads=threads)
     spec = spec_from_file(model)
     model.spec_overrides = {k: v for k, v in spec.__dict__.items() if k != "name"}

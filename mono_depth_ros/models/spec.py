@@ -67,7 +67,8 @@ class Preprocessing:
         if self.resize not in RESIZE_RULES:
             raise ValueError(f"resize must be one of {RESIZE_RULES}, got {self.resize!r}")
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, "
+                             f"got {self.interpolation!r}")
         if self.output_interpolation not in ("bilinear", "bicubic"):
             raise ValueError(f"output_interpolation must be bilinear or bicubic, "
                              f"got {self.output_interpolation!r}")

@@ -94,7 +94,8 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
         rows["total"].append(1e3 * (t4 - t0))
     stats = {k: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
              for k, v in rows.items()}
-    return {"model": model, "device": str(est.device), "backend": est.backend, "precision": precision,
+    return {"model": model, "device": str(est.device), "backend": est.backend,
+            "precision": precision,
             "input_size": list(est.input_size), "resolution": [640, 480],
             "torch_threads": torch.get_num_threads(), "iters": iters, "stages_ms": stats,
             "fps": 1000.0 / stats["total"]["p50"]}
