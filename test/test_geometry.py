@@ -251,7 +251,7 @@ def test_intrinsics_from_camera_info_valid():
     ([585.0, 0, 320.0, 0, 585.0, 240.0, 0, 0, 1], 0, 480, "zero_size"),
     ([585.0, 0, 320.0, 0, 585.0, 240.0, 0, 0, 1], 640, 0, "zero_size"),
     ([float("nan"), 0, 320.0, 0, 585.0, 240.0, 0, 0, 1], 640, 480, "zero_intrinsics"),
-    ([585.0, 0, float("nan"), 0, 585.0, 240.0, 0, 0, 1], 640, 480, "zero_intrinsics"),
+    ([585.0, 0, float("nan"), 0, 585.0, 240.0, 0, 0, 1], 640, 480, "nonfinite_intrinsics"),  # a NaN cx is named as such
     ([585.0, 0, 320.0, 0, float("inf"), 240.0, 0, 0, 1], 640, 480, "zero_intrinsics"),
     ([-585.0, 0, 320.0, 0, 585.0, 240.0, 0, 0, 1], 640, 480, "zero_intrinsics"),
 ])
