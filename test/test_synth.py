@@ -15,18 +15,11 @@ p = pytest.importorskip("pybullet")
 
 from mono_depth_ros.tools import synth  # noqa: E402
 from mono_depth_ros.tools.synth.render import _view_matrix as view_matrix  # noqa: E402
-from synth_helpers import render_frame  # noqa: E402
+from synth_helpers import quat, render_frame  # noqa: E402
 
 W, H = 320, 192
 
 
-def _quat(R: np.ndarray):
-    """(x, y, z, w) quaternion of a rotation matrix."""
-    w = math.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2.0
-    x = math.copysign(math.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2.0, R[2, 1] - R[1, 2])
-    y = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2.0, R[0, 2] - R[2, 0])
-    z = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
-    return [x, y, z, w]
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def _plate(cid, pose, center_cam, half_xy, rgba=(0, 1, 0, 1)):
     centre = pose[:3, :3] @ np.asarray(center_cam, float) + pose[:3, 3]
     vs = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.001, half_xy[0], half_xy[1]],
                              rgbaColor=list(rgba), physicsClientId=cid)
-    return p.createMultiBody(0, -1, vs, basePosition=centre.tolist(), baseOrientation=_quat(box_R),
+    return p.createMultiBody(0, -1, vs, basePosition=centre.tolist(), baseOrientation=quat(box_R),
                              physicsClientId=cid)
 
 

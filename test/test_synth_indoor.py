@@ -15,8 +15,8 @@ import pytest
 p = pytest.importorskip("pybullet")
 
 from mono_depth_ros.tools import synth  # noqa: E402
+from synth_helpers import quat  # noqa: E402
 from mono_depth_ros.tools.synth.indoor import IndoorScene, photo_files  # noqa: E402
-from mono_depth_ros.tools.synth.render import camera_pose  # noqa: E402
 
 W, H = 96, 72
 
@@ -64,20 +64,13 @@ def test_views_respect_the_camera_ranges():
         assert synth.INDOOR_FOV_RANGE[0] <= s.camera["fov_h_deg"] <= synth.INDOOR_FOV_RANGE[1]
 
 
-def _quat(R: np.ndarray):
-    """(x, y, z, w) quaternion of a rotation matrix."""
-    w = math.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2.0
-    x = math.copysign(math.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2.0, R[2, 1] - R[1, 2])
-    y = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2.0, R[0, 2] - R[2, 0])
-    z = math.copysign(math.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2.0, R[1, 0] - R[0, 1])
-    return [x, y, z, w]
 
 
 def _plate(cid, pose, center_cam, half_xy, half_z=0.001):
     """A thin box facing the camera of ``pose`` at camera-frame ``center_cam`` (m)."""
     R = pose[:3, :3]
     box_R = np.stack([R[:, 2], R[:, 0], R[:, 1]], axis=1)  # box x = optical axis
-    q = _quat(box_R)
+    q = quat(box_R)
     centre = R @ np.asarray(center_cam, float) + pose[:3, 3]
     vs = p.createVisualShape(p.GEOM_BOX, halfExtents=[half_z, half_xy[0], half_xy[1]],
                              rgbaColor=[0, 1, 0, 1], physicsClientId=cid)

@@ -50,7 +50,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .render import _MASK24, _view_matrix, camera_pose, opengl_depth_to_metric, vertical_fov
+from .render import (_MASK24, PybulletClient, _view_matrix, camera_pose, opengl_depth_to_metric,
+                     vertical_fov)
 from .scene import _Mesh, _edges
 
 #: bump when a seed no longer gives the same frames (shipped weights cite the version they saw)
@@ -226,7 +227,7 @@ def _face(m: _Mesh, origin, a, b, normal, step: float = 1.0) -> None:
 
 
 # ----------------------------------------------------------------------------- scene
-class IndoorScene:
+class IndoorScene(PybulletClient):
     """One procedural room in its own headless pybullet client (module docstring).
 
     Args:
@@ -1419,24 +1420,6 @@ class IndoorScene:
         """Colour only (``H x W x 3`` uint8), e.g. the right camera of a stereo pair."""
         rgba, _, _ = self._raw(camera_pose, seg=False)
         return self._expose(rgba)
-
-    def close(self) -> None:
-        """Disconnect the pybullet client (idempotent)."""
-        if getattr(self, "client", None) is not None:
-            try:
-                self._p.disconnect(physicsClientId=self.client)
-            except Exception:  # already gone
-                pass
-            self.client = None
-
-    def __enter__(self) -> "IndoorScene":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):  # pragma: no cover - best effort
-        self.close()
 
     def describe(self) -> dict:
         """JSON-able scene parameters (seed, room, camera, lighting, K, bodies per class)."""

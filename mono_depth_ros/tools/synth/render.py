@@ -136,3 +136,26 @@ def _view_matrix(pose: np.ndarray) -> List[float]:
 def street_length(sequence_length: int) -> float:
     """Street length (m) furnished for a drive of ``sequence_length`` frames at top speed."""
     return sequence_length * SPEED_RANGE[1] * (1.0 + 0.08) + LOOKAHEAD
+
+
+class PybulletClient:
+    """Lifetime of the headless pybullet client a scene owns (``self._p``: the pybullet module,
+    ``self.client``: its id): :meth:`close`, context manager, closed when collected."""
+
+    def close(self) -> None:
+        """Disconnect the pybullet client (idempotent)."""
+        if getattr(self, "client", None) is not None:
+            try:
+                self._p.disconnect(physicsClientId=self.client)
+            except Exception:  # already gone
+                pass
+            self.client = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # pragma: no cover - best effort
+        self.close()

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .render import (BUILDING, CLASS_NAMES, CYCLIST, FAR, FENCE, FOV_RANGE, HEIGHT_RANGE, LANEMARK,
-                     MAX_GEOMETRY_DEPTH, MISC, NEAR, PEDESTRIAN, PITCH_RANGE, POLE, ROAD, SIDEWALK,
+                     PybulletClient, MAX_GEOMETRY_DEPTH, MISC, NEAR, PEDESTRIAN, PITCH_RANGE, POLE, ROAD, SIDEWALK,
                      SIGN, SKY, SKY_DEPTH, SPEED_RANGE, TRAFFIC_LIGHT, VEGETATION, VEHICLE, _BEHIND,
                      _GROUND, _MASK24, _view_matrix, camera_pose, opengl_depth_to_metric,
                      street_length, vertical_fov)
@@ -119,7 +119,7 @@ class _Mesh:
 
 
 # ----------------------------------------------------------------------------- scene
-class StreetScene:
+class StreetScene(PybulletClient):
     """One procedural street in its own headless pybullet client.
 
     Args:
@@ -683,24 +683,6 @@ class StreetScene:
         stereo pair (:func:`stereo_pose`). Sky pixels are those at the far plane."""
         rgba, buf, _ = self._raw(camera_pose, seg=False)
         return self._with_sky(rgba, buf >= 1.0, camera_pose)
-
-    def close(self) -> None:
-        """Disconnect the pybullet client (idempotent)."""
-        if getattr(self, "client", None) is not None:
-            try:
-                self._p.disconnect(physicsClientId=self.client)
-            except Exception:  # already gone
-                pass
-            self.client = None
-
-    def __enter__(self) -> "StreetScene":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):  # pragma: no cover - best effort
-        self.close()
 
     def describe(self) -> dict:
         """JSON-able scene parameters (seed, street, camera, lighting, K, class of each body)."""
