@@ -25,7 +25,7 @@ from ..models import create_model, get_spec
 from ..models.registry import loads_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
 from .backends import make_runner, resolve_backend
-from .preprocess import normalize_images, prepare, restore  # noqa: F401  (normalize_images: API)
+from .preprocess import prepare, restore
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: The segmentation network that feeds models with ``needs_semantic_input``.

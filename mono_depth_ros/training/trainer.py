@@ -73,7 +73,8 @@ from .losses import BCELoss, create_loss
 from ..core.metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
 from ..models import create_model, load_checkpoint, save_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
-from ..inference.estimator import normalize_images, select_device
+from ..inference.estimator import select_device
+from ..inference.preprocess import normalize_images
 
 
 @dataclass

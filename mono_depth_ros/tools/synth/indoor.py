@@ -677,7 +677,7 @@ class IndoorScene(PybulletClient):
         ax = np.abs(e)
         # reveal: the wall's thickness around the opening (4 inward-facing quads)
         rv = _Mesh()
-        a0, z0, z1 = op["a0"], op["z0"], op["z1"]
+        a0, z0 = op["a0"], op["z0"]
         p0 = self._at(op["wall"], a0, z0, 0.0)
         out = -n * reveal
         up = np.array([0.0, 0.0, 1.0])
