@@ -10,15 +10,18 @@ are checked here, never in timed tests.
 from __future__ import annotations
 
 import json
+import resource
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
 
 from ..core.image_codec import array_to_image_fields, image_msg_to_rgb
-from ..core.pipeline import FramePipeline
+from ..core.geometry import scale_intrinsics
+from ..core.pipeline import FramePipeline, PipelineConfig
 from ..models import create_model, get_spec, list_models
 from ..models.registry import loads_checkpoint
 from ..inference.estimator import DepthEstimator
@@ -28,7 +31,6 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "serializ
 
 def _frame(image: Optional[str]) -> np.ndarray:
     if image:
-        import cv2
         img = cv2.imread(image, cv2.IMREAD_COLOR)
         if img is None:
             raise FileNotFoundError(image)
@@ -55,25 +57,37 @@ def _serializer():
 
 def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str = "fp32",
                    iters: int = 50, warmup: int = 5, image: Optional[str] = None,
-                   checkpoint: Optional[str] = None, **estimator_kwargs) -> dict:
-    """Time every stage of the pipeline for ``iters`` frames at 640x480.
+                   checkpoint: Optional[str] = None, resolution: Tuple[int, int] = (640, 480),
+                   cloud_decimation: int = 1, **estimator_kwargs) -> dict:
+    """Time every stage of the node's per-frame work for ``iters`` frames: decode of an rgb8
+    Image, :class:`FramePipeline` (preprocess, inference, postprocess, XYZRGB cloud) and CDR
+    serialisation of the depth Image and PointCloud2 (when rclpy imports).
+
+    Args:
+        resolution: ``(width, height)`` of the camera image (the network input stays the
+            model's); K is the 7-Scenes camera scaled to it.
+        cloud_decimation: keep every N-th pixel of the cloud, as the node parameter.
 
     Returns:
-        dict with ``model``, ``device``, ``input_size``, per-stage ``{"p50", "p95"}`` (ms),
-        ``total`` and ``fps`` (frames per second end to end from the p50 total).
+        dict with ``model``, ``device``, ``backend``, ``input_size``, ``resolution`` ``[W, H]``,
+        ``cloud_decimation``, ``stages_ms`` (per stage ``{"p50", "p95"}`` and ``total``),
+        ``fps`` (end to end from the p50 total) and ``peak_rss_mb`` (the process's peak so far).
     """
 
     class _Msg:  # a sensor_msgs/Image stand-in: decode cost is the same as for rclpy messages
         pass
 
-    rgb = _frame(image)
+    w, h = resolution
+    rgb = cv2.resize(_frame(image), (w, h), interpolation=cv2.INTER_AREA)
     msg = _Msg()
     for k, v in array_to_image_fields(rgb, "rgb8").items():
         setattr(msg, k, v)
     est = DepthEstimator(model, checkpoint=checkpoint, device=device, precision=precision,
                          **estimator_kwargs)
-    K = np.array([[585.0, 0, 320.0], [0, 585.0, 240.0], [0, 0, 1]])
-    pipeline = FramePipeline(est)  # the node's per-frame code: full-resolution XYZRGB cloud
+    K = scale_intrinsics(np.array([[585.0, 0, 320.0], [0, 585.0, 240.0], [0, 0, 1]]),
+                         w / 640, h / 480)
+    # the node's per-frame code: XYZRGB cloud at the image resolution / decimation
+    pipeline = FramePipeline(est, PipelineConfig(cloud_decimation=cloud_decimation))
     ser = _serializer()
     rows: Dict[str, List[float]] = {s: [] for s in STAGES + ("total",)}
     for i in range(warmup + iters):
@@ -96,9 +110,47 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
              for k, v in rows.items()}
     return {"model": model, "device": str(est.device), "backend": est.backend,
             "precision": precision,
-            "input_size": list(est.input_size), "resolution": [640, 480],
+            "input_size": list(est.input_size), "resolution": [int(w), int(h)],
+            "cloud_decimation": int(cloud_decimation),
             "torch_threads": torch.get_num_threads(), "iters": iters, "stages_ms": stats,
-            "fps": 1000.0 / stats["total"]["p50"]}
+            "fps": 1000.0 / stats["total"]["p50"],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+
+
+def bench_matrix(models: Sequence[str], backends: Sequence[str],
+                 resolutions: Sequence[Tuple[int, int]], device: str = "cpu", **kwargs
+                 ) -> List[dict]:
+    """:func:`bench_pipeline` for every (model, backend, resolution), in one process and one
+    run, so the ratios compare like with like on a noisy machine.
+
+    Each record gains ``speedup_vs_torch``: PyTorch eager's p50 total of the same model and
+    resolution divided by this record's (present when ``"torch"`` is among ``backends``).
+    """
+    records = [bench_pipeline(m, device, backend=b, resolution=r, **kwargs)
+               for m in models for r in resolutions for b in backends]
+    for rec in records:
+        base = [x for x in records if x["model"] == rec["model"] and x["backend"] == "torch"
+                and x["resolution"] == rec["resolution"]]
+        if base:
+            rec["speedup_vs_torch"] = base[0]["stages_ms"]["total"]["p50"] / rec["stages_ms"]["total"]["p50"]
+    return records
+
+
+def format_matrix(records: List[dict]) -> str:
+    """Markdown table of :func:`bench_matrix` records: per-stage p50 (ms), fps, speed-up."""
+    stages = [s for s in STAGES + ("total",)]
+    head = ("| model | backend | resolution | " + " | ".join(stages)
+            + " | frames/s | vs torch | ms per megapixel |")
+    lines = [head, "|" + "---|" * (len(stages) + 6)]
+    for r in records:
+        st = r["stages_ms"]
+        mp = r["resolution"][0] * r["resolution"][1] / 1e6
+        lines.append(f"| {r['model']} | {r['backend']} | {r['resolution'][0]}x{r['resolution'][1]}"
+                     + (f" /{r['cloud_decimation']}" if r.get("cloud_decimation", 1) > 1 else "")
+                     + " | " + " | ".join(f"{st[s]['p50']:.1f}" for s in stages)
+                     + f" | {r['fps']:.1f} | {r.get('speedup_vs_torch', float('nan')):.2f}"
+                     + f" | {st['total']['p50'] / mp:.1f} |")
+    return "\n".join(lines)
 
 
 def _p50_ms(run, x, iters: int, dev: torch.device) -> float:

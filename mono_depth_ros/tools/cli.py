@@ -170,15 +170,31 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench_pipeline, format_model_table, model_table, write_json
+    from .bench import (bench_matrix, bench_pipeline, format_matrix, format_model_table,
+                        model_table, write_json)
     if args.model == "all":
         rows = model_table(args.device, args.iters, args.models, backends=args.backends)
         print(write_json(rows, args.json_out))
         print("\n" + format_model_table(rows, args.device, args.backends))
         return 0
-    res = bench_pipeline(args.model, args.device, args.precision, args.iters,
-                         image=args.image, checkpoint=args.checkpoint, backend=args.backend)
-    print(write_json(res, args.json_out))
+    models, backends = args.model.split(","), args.backend.split(",")
+    resolutions = [tuple(int(v) for v in r.lower().split("x")) for r in args.resolutions.split(",")]
+    unknown = [b for b in backends if b not in BACKEND_CHOICES]
+    if unknown:
+        print(f"bench: unknown backend(s) {unknown}; valid: {', '.join(BACKEND_CHOICES)}",
+              file=sys.stderr)
+        return 2
+    if len(models) == len(backends) == len(resolutions) == 1:
+        res = bench_pipeline(models[0], args.device, args.precision, args.iters, image=args.image,
+                             checkpoint=args.checkpoint, backend=backends[0],
+                             resolution=resolutions[0], cloud_decimation=args.cloud_decimation)
+        print(write_json(res, args.json_out))
+        return 0
+    records = bench_matrix(models, backends, resolutions, args.device, precision=args.precision,
+                           iters=args.iters, image=args.image, checkpoint=args.checkpoint,
+                           cloud_decimation=args.cloud_decimation)
+    write_json(records, args.json_out)
+    print(format_matrix(records))
     return 0
 
 
@@ -325,7 +341,11 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default="fastdepth")
     s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id, or .onnx")
     s.add_argument("--device", default="auto")
-    s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    s.add_argument("--backend", default="auto",
+                   help=f"one of {', '.join(BACKEND_CHOICES)}, or several comma-separated")
+    s.add_argument("--resolutions", default="640x480",
+                   help="camera image size(s) WxH, comma-separated, e.g. 320x240,640x480,1280x720")
+    s.add_argument("--cloud-decimation", type=int, default=1, help="as the node parameter")
     s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
@@ -341,14 +361,20 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
 
 
 def _args_bench(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--model", default="fastdepth", help="a model name, or 'all' for the table")
+    s.add_argument("--model", default="fastdepth",
+                   help="a model name, several comma-separated (one run, side by side), or 'all' "
+                        "for the table of every network")
     s.add_argument("--models", nargs="*", help="with --model all: only these")
     s.add_argument("--device", default="cpu")
     s.add_argument("--precision", default="fp32")
     s.add_argument("--iters", type=int, default=50)
     s.add_argument("--image", help="an image file to use instead of noise")
     s.add_argument("--checkpoint")
-    s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    s.add_argument("--backend", default="auto",
+                   help=f"one of {', '.join(BACKEND_CHOICES)}, or several comma-separated")
+    s.add_argument("--resolutions", default="640x480",
+                   help="camera image size(s) WxH, comma-separated, e.g. 320x240,640x480,1280x720")
+    s.add_argument("--cloud-decimation", type=int, default=1, help="as the node parameter")
     s.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"],
                    choices=BACKEND_CHOICES[1:], help="with --model all: one latency column each")
     s.add_argument("--json-out")
