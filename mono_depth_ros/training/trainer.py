@@ -607,6 +607,28 @@ def _validate_all(model, val_packs: List["Pack"], device, per_frame_focal: bool)
     return out
 
 
+def _run_length(cfg: TrainConfig, ck: Optional[dict], steps_per_epoch: int,
+                measure_s_per_step: Callable[[], float], world: int, rank: int) -> int:
+    """Optimiser steps of the run. A resumed run keeps the interrupted run's schedule (longer if
+    ``max_steps`` / ``epochs`` now ask for more and no time budget is set); a new one gets
+    :func:`_total_steps`."""
+    if ck is not None and ck.get("total_steps"):
+        total = int(ck["total_steps"])
+        if cfg.max_steps and not cfg.time_budget_s:
+            total = max(total, cfg.max_steps)
+        elif not cfg.time_budget_s:
+            total = max(total, cfg.epochs * steps_per_epoch)
+        return total
+    return _total_steps(cfg, steps_per_epoch, measure_s_per_step, world, rank)
+
+
+def _single_pack_plan(order: np.ndarray, b: int, batch_size: int, world: int, rank: int) -> list:
+    """Batch ``b`` of one pack: each rank takes its own slice of the global batch."""
+    start = ((b * world + rank) * batch_size) % max(len(order), 1)
+    idx = order[start:start + batch_size]
+    return [(0, idx if len(idx) else order[:batch_size])]
+
+
 def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True) -> Path:
     """Train ``cfg.model`` and write ``best.pt``, ``last.pt``, ``log.csv`` and ``curves.png``.
 
@@ -643,15 +665,8 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     use_amp = cfg.amp and device.type == "cuda"
     bkw = _batch_kwargs(cfg, model.spec)
     ck = _restore(resume, model, opt) if resume else None
-    if ck is not None and ck.get("total_steps"):
-        total = int(ck["total_steps"])  # the same schedule as the interrupted run
-        if cfg.max_steps and not cfg.time_budget_s:
-            total = max(total, cfg.max_steps)  # a resumed run may be asked to go on longer
-        elif not cfg.time_budget_s:
-            total = max(total, cfg.epochs * steps_per_epoch)
-    else:
-        total = _total_steps(cfg, steps_per_epoch, lambda: _seconds_per_step(
-            model, net, objective, loss_fn, train_data, cfg, device, use_amp, bkw), world, rank)
+    total = _run_length(cfg, ck, steps_per_epoch, lambda: _seconds_per_step(
+        model, net, objective, loss_fn, train_data, cfg, device, use_amp, bkw), world, rank)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total, pct_start=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -683,15 +698,8 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         for b in batches:
             if step >= total:
                 break
-            if single:
-                # each rank takes its own slice of the global batch
-                start = ((b * world + rank) * cfg.batch_size) % max(len(order), 1)
-                idx = order[start:start + cfg.batch_size]
-                if len(idx) == 0:
-                    idx = order[:cfg.batch_size]
-                plan = [(0, idx)]
-            else:
-                plan = train_data.plan(cfg.batch_size, world, rank, rng)
+            plan = (_single_pack_plan(order, b, cfg.batch_size, world, rank) if single
+                    else train_data.plan(cfg.batch_size, world, rank, rng))
             batch = train_data.batch(plan, rng, True, **bkw)
             losses.append(_optimizer_step(net, model.spec, objective, loss_fn, batch, device,
                                           use_amp, opt, scaler))
