@@ -70,13 +70,14 @@ def default_component_checkpoints(model: str) -> Dict[str, str]:
 
 
 def select_device(device: str) -> Tuple[torch.device, List[str]]:
-    """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a torch device.
+    """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a torch device of this machine.
 
     Returns:
         ``(device, warnings)``; ``auto`` without CUDA gives CPU and one warning.
 
     Raises:
-        ValueError: CUDA asked for but not available, or an unknown device string.
+        ValueError: an unknown or unsupported device string, CUDA asked for but not available,
+            or a CUDA index this machine does not have.
     """
     warnings: List[str] = []
     if device == "auto":
@@ -86,28 +87,47 @@ def select_device(device: str) -> Tuple[torch.device, List[str]]:
         return torch.device("cpu"), warnings
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r} does not exist: this machine has {n} CUDA "
+                             "device(s)")
     return dev, warnings
 
 
-def select_precision(precision: str, device: torch.device) -> Tuple[torch.dtype, List[str]]:
-    """Resolve ``fp32`` / ``fp16`` / ``bf16`` for ``device``, falling back to fp32 with a warning
-    where the device lacks support (fp16 on CPU, bf16 on pre-Ampere GPUs).
+def precision_problem(precision: str, device: torch.device) -> Optional[str]:
+    """Why ``precision`` cannot run on ``device`` (fp16 on a CPU, bf16 on a GPU without it), or
+    None. The estimator falls back to fp32 with this as a warning; the node refuses it.
 
     Raises:
         ValueError: unknown precision name.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-    dtype = PRECISIONS[precision]
-    if dtype == torch.float16 and device.type != "cuda":
-        return torch.float32, ["fp16 needs CUDA: using fp32 on CPU"]
-    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float32, ["bf16 not supported by this GPU: using fp32"]
-    return dtype, []
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        return f"precision fp16 needs a CUDA device; {device} has no fp16 kernels"
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return f"precision bf16 is not supported by GPU {device}"
+    return None
+
+
+def select_precision(precision: str, device: torch.device) -> Tuple[torch.dtype, List[str]]:
+    """Resolve ``fp32`` / ``fp16`` / ``bf16`` for ``device``, falling back to fp32 with a warning
+    where the device lacks support (:func:`precision_problem`).
+
+    Raises:
+        ValueError: unknown precision name.
+    """
+    problem = precision_problem(precision, device)
+    if problem:
+        return torch.float32, [f"{problem}: using fp32"]
+    return PRECISIONS[precision], []
 
 
 class DepthEstimator:
@@ -172,8 +192,7 @@ class DepthEstimator:
             seg_ckpt = seg_checkpoint or default_checkpoint(SEMANTIC_FRONTEND)
             self.frontend = create_model(SEMANTIC_FRONTEND, checkpoint=seg_ckpt).to(self.device)
         self.input_size = tuple(input_size) if input_size else tuple(self.spec.input_size)
-        pp = self.spec.preprocessing
-        multiple = pp.multiple if pp.resize == "stretch" else 1
+        multiple = self.spec.preprocessing.size_multiple
         if any(s <= 0 or s % multiple for s in self.input_size):
             raise ValueError(f"input_size must be positive multiples of {multiple}, "
                              f"got {self.input_size}")

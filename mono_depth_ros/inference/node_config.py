@@ -29,7 +29,8 @@ from ..core.pipeline import PipelineConfig
 from ..models import get_spec, list_models, load_checkpoint
 from ..models.registry import loads_checkpoint
 from .backends import CHOICES as BACKEND_CHOICES
-from .estimator import PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator
+from .estimator import (PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator, precision_problem,
+                        select_device)
 
 #: Parameter groups: ``estimator`` (a change rebuilds the network), ``pipeline`` (stages after
 #: inference), ``node`` (read by the node itself).
@@ -168,38 +169,26 @@ def _check_value(name: str, value: Any) -> Optional[str]:
 
 
 def check_device(device: str) -> Tuple[Optional[torch.device], Optional[str]]:
-    """Resolve ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) on this machine.
+    """Resolve ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) on this machine
+    (:func:`~mono_depth_ros.inference.estimator.select_device`).
 
     Returns:
         ``(device, None)``, or ``(None, reason)`` when it is malformed or not available.
     """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu"), None
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        return None, f"unknown device {device!r}: use auto, cpu, cuda or cuda:N"
-    if dev.type == "cpu":
-        return dev, None
-    if dev.type != "cuda":
-        return None, f"unsupported device {device!r}: use auto, cpu, cuda or cuda:N"
-    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if n == 0:
-        return None, f"device {device!r} requested but CUDA is not available on this machine"
-    if dev.index is not None and dev.index >= n:
-        return None, f"device {device!r} does not exist: this machine has {n} CUDA device(s)"
-    return dev, None
+        return select_device(device)[0], None
+    except ValueError as exc:
+        return None, str(exc)
 
 
 def check_precision(precision: str, device: torch.device) -> Optional[str]:
-    """Why ``precision`` cannot run on ``device``, or None (no silent fp32 fallback here)."""
-    if precision not in PRECISIONS:
-        return f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
-    if precision == "fp16" and device.type != "cuda":
-        return f"precision fp16 needs a CUDA device; {device} has no fp16 kernels (use fp32)"
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return f"precision bf16 is not supported by GPU {device} (use fp16 or fp32)"
-    return None
+    """Why ``precision`` cannot run on ``device``, or None: the node refuses what the estimator
+    would silently run in fp32 (:func:`~mono_depth_ros.inference.estimator.precision_problem`)."""
+    try:
+        problem = precision_problem(precision, device)
+    except ValueError as exc:
+        return str(exc)
+    return f"{problem} (use fp32)" if problem else None
 
 
 def check_checkpoint(path: str, model: str, what: str = "checkpoint") -> Optional[str]:
@@ -241,8 +230,7 @@ def _size_reasons(v: Mapping[str, Any]) -> List[str]:
     networks; Hugging Face models round any target size themselves)."""
     if v["model"] not in list_models():
         return []
-    pp = get_spec(v["model"]).preprocessing
-    multiple = pp.multiple if pp.resize == "stretch" else 1
+    multiple = get_spec(v["model"]).preprocessing.size_multiple
     return [f"{side} must be 0 or a multiple of {multiple} for {v['model']}, got {v[side]}"
             for side in ("input_width", "input_height")
             if isinstance(v[side], int) and not isinstance(v[side], bool) and v[side] % multiple]

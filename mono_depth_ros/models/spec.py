@@ -80,6 +80,12 @@ class Preprocessing:
         """Whether pre/post-processing runs with tensors on the model's device."""
         return self.interpolation != "area"
 
+    @property
+    def size_multiple(self) -> int:
+        """What a requested network input size must be a multiple of: ``multiple`` when the image
+        is stretched to that size; 1 for the other rules, which round any target themselves."""
+        return int(self.multiple) if self.resize == "stretch" else 1
+
 
 @dataclass(frozen=True)
 class ModelSpec:
