@@ -13,10 +13,13 @@ from typing import Tuple
 
 import numpy as np
 
+from .scale import MODE_INVERSE_AFFINE, least_squares
+
 
 def align_inverse_depth(relative: np.ndarray, reference: np.ndarray, min_depth: float,
                         max_depth: float) -> Tuple[np.ndarray, float, float]:
-    """Least-squares ``s, t`` with ``s * relative + t ~= 1 / reference`` over valid pixels.
+    """Least-squares ``s, t`` with ``s * relative + t ~= 1 / reference`` over valid pixels (the
+    closed form the scale estimator refits with, :mod:`mono_depth_ros.core.scale`).
 
     Args:
         relative: ``H x W`` float32 relative inverse depth (NaN invalid).
@@ -26,7 +29,8 @@ def align_inverse_depth(relative: np.ndarray, reference: np.ndarray, min_depth: 
 
     Returns:
         ``(depth, s, t)``: ``H x W`` float32 metres (NaN where the aligned inverse depth is not
-        positive or no fit was possible) and the fitted scale and shift.
+        positive or no fit was possible: fewer than 2 valid pixels, or a constant prediction)
+        and the fitted scale and shift.
 
     Raises:
         ValueError: shapes differ.
@@ -37,10 +41,11 @@ def align_inverse_depth(relative: np.ndarray, reference: np.ndarray, min_depth: 
     with np.errstate(invalid="ignore"):
         valid = np.isfinite(rel) & np.isfinite(reference) & (reference >= min_depth) \
             & (reference <= max_depth) & (reference > 0)
-    if valid.sum() < 2:
+    fit = (least_squares(rel[valid], reference[valid].astype(np.float64), MODE_INVERSE_AFFINE)
+           if valid.sum() >= 2 else None)
+    if fit is None:
         return np.full(relative.shape, np.nan, np.float32), float("nan"), float("nan")
-    a = np.stack([rel[valid], np.ones(valid.sum())], axis=1)
-    (s, t), *_ = np.linalg.lstsq(a, 1.0 / reference[valid].astype(np.float64), rcond=None)
+    s, t = fit
     inv = s * rel + t
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(inv > 0, 1.0 / inv, np.nan)

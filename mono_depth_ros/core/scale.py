@@ -128,7 +128,7 @@ def _residuals(p: np.ndarray, g: np.ndarray, s, t, mode: str) -> np.ndarray:
     return g * (s * p + t) - 1.0
 
 
-def _least_squares(p: np.ndarray, g: np.ndarray, mode: str) -> Optional[Tuple[float, float]]:
+def least_squares(p: np.ndarray, g: np.ndarray, mode: str) -> Optional[Tuple[float, float]]:
     """Closed-form refit on inliers; None when degenerate.
 
     Scale mode minimises the relative error ``sum ((s p - g) / g)^2``; inverse mode solves
@@ -229,7 +229,7 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
         inl = np.abs(_residuals(p, g, scale, shift, mode)) < inlier_threshold
         if inl.sum() < nsample:
             break
-        sol = _least_squares(p[inl], g[inl], mode)
+        sol = least_squares(p[inl], g[inl], mode)
         if sol is None:
             return ScaleFit(candidates=n, support=int(inl.sum()), reason="degenerate")
         scale, shift = sol
