@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from ..core.dds_env import ros_env as dds_ros_env
+from ..core.dds_env import ros_env
 from ..core.paths import package_share_dir
 from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
 
@@ -41,13 +41,8 @@ BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
 
-def ros_env(base: Optional[dict] = None) -> dict:
-    """Environment for ROS processes: the shipped DDS setup unless the user chose one
-    (:func:`mono_depth_ros.core.dds_env.ros_env`)."""
-    return dds_ros_env(base)
-
-
 def _apply_ros_env() -> None:
+    # the shipped DDS setup unless the user chose one (core.dds_env)
     os.environ.update(ros_env())
 
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ..core.dds_env import DDS_VARIABLES
+from ..core.dds_env import DDS_VARIABLES, ros_env
 
 IMAGE = "/camera/image_raw"
 INFO = "/camera/camera_info"
@@ -43,7 +43,6 @@ def is_bag(path: Path) -> bool:
 
 def demo_env(out: Path) -> dict:
     """ROS environment for the demo's processes (profile, localhost discovery, log dir)."""
-    from .cli import ros_env
     env = ros_env()
     env.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
