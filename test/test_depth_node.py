@@ -265,6 +265,9 @@ def test_frame_id_override_and_empty_frame_warning(node):
         assert out.frame_id == "cam_optical" and out.stamp == header(31).stamp
         assert node.stats.counts["frame_id_replaced"] == before + 1
         assert "frame_id:camera_optical_frame" in node._warned  # warned (once per input frame)
+        before = node.stats.counts["frame_id_replaced"]
+        assert node.process_frame(make_image(header(31), rgb_frame(), "rgb8"), ALL)
+        assert node.stats.counts["frame_id_replaced"] == before + 1  # counted once a frame
     finally:
         node.set_parameters([Parameter("frame_id", value="")])
 

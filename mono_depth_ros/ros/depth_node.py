@@ -384,12 +384,12 @@ class DepthNodeCore:
                                     stamp_ns(msg.header) * 1e-9)
         for reason, text in res.warnings:
             self._warn(reason, text)
-        self.scale_source.publish(self._output_header(msg.header), res.scale)
+        header = self._output_header(msg.header)  # once a frame: it counts replaced frame_ids
+        self.scale_source.publish(header, res.scale)
         if res.skip:
             self._warn_skip(*res.skip)
             return False
         t2 = time.perf_counter()
-        header = self._output_header(msg.header)
         for name, pub in self.pubs.items():
             value = getattr(res, name)
             if name in wanted and value is not None:
