@@ -172,7 +172,7 @@ class Evaluation:
         return path
 
 
-def resolve_baseline(text: Optional[str], samples: Sequence, min_depth: float, max_depth: float,
+def resolve_baseline(text: Optional[str], samples: Iterable, min_depth: float, max_depth: float,
                      train_median: Optional[float] = None) -> Optional[Baseline]:
     """The :class:`Baseline` for ``--baseline text``: the given metres, else the median training
     depth stored with the model (``train_median``), else the evaluated set's median ground truth
@@ -270,17 +270,17 @@ def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir:
     gt_topics = [gt_topic] + ([image_topic] if image_topic else [])
     gts = read_topics_by_stamp(gt_bag, gt_topics, stamps=preds)
     stamps = sorted(s for s in preds if s in gts[gt_topic])
-    gt_depth = {st: depth_msg_to_metres(gts[gt_topic][st]) for st in stamps}
     base = None
-    if stamps:
-        base = resolve_baseline(baseline, [SimpleNamespace(depth=d) for d in gt_depth.values()],
-                                min_depth, max_depth)
+    if stamps:  # decoded lazily: an oracle median keeps a subsample, not every frame in memory
+        base = resolve_baseline(baseline, (SimpleNamespace(depth=depth_msg_to_metres(
+            gts[gt_topic][st])) for st in stamps), min_depth, max_depth)
     ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps), crop, base)
     for st in stamps:
         rgb = None
         if image_topic and st in gts[image_topic]:
             rgb = image_msg_to_rgb(gts[image_topic][st])
-        ev.add(f"t{st}", depth_msg_to_metres(preds[st]), gt_depth[st], rgb)
+        ev.add(f"t{st}", depth_msg_to_metres(preds[st]), depth_msg_to_metres(gts[gt_topic][st]),
+               rgb)
     extra = {"pred_bag": str(pred_bag), "gt_bag": str(gt_bag), "matched": len(stamps),
              "unmatched": len(preds) - len(stamps)}
     ev.write(extra)
