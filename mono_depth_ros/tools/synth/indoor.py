@@ -50,9 +50,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .render import (_MASK24, PybulletClient, _view_matrix, camera_pose, opengl_depth_to_metric,
+from .render import (_MASK24, PybulletClient, camera_pose, opengl_depth_to_metric,
                      vertical_fov)
-from .scene import _Mesh, _edges
+from .scene import _edges, _Mesh, _rgb
 
 #: bump when a seed no longer gives the same frames (shipped weights cite the version they saw)
 INDOOR_GENERATOR_VERSION = 1
@@ -87,10 +87,6 @@ PHOTO_FRAMES = (0, 800)
 MIN_VIEW_DISTANCE = 0.8
 MIN_FURNITURE_DISTANCE = 0.4
 _TEX = 128  # texture side (px); photo crops get twice that
-
-
-def _rgb(h: float, s: float, v: float) -> List[float]:
-    return list(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))) + [1.0]
 
 
 def default_photo_dir() -> Optional[Path]:
@@ -1376,23 +1372,6 @@ class IndoorScene(PybulletClient):
         return [self.view(t)[0] for t in range(int(n))]
 
     # -- rendering
-    def _raw(self, pose: np.ndarray, seg: bool = True):
-        p = self._p
-        flags = 0 if seg else p.ER_NO_SEGMENTATION_MASK
-        _, _, rgba, buf, mask = p.getCameraImage(
-            self.width,
-            self.height,
-            _view_matrix(pose),
-            self.projection,
-            renderer=p.ER_TINY_RENDERER,
-            flags=flags,
-            physicsClientId=self.client,
-            **self.light,
-        )
-        rgba = np.asarray(rgba, np.uint8).reshape(self.height, self.width, 4)
-        buf = np.asarray(buf, np.float32).reshape(self.height, self.width)
-        return rgba, buf, (np.asarray(mask).reshape(self.height, self.width) if seg else None)
-
     def render(
         self, camera_pose: np.ndarray
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -139,8 +139,9 @@ def street_length(sequence_length: int) -> float:
 
 
 class PybulletClient:
-    """Lifetime of the headless pybullet client a scene owns (``self._p``: the pybullet module,
-    ``self.client``: its id): :meth:`close`, context manager, closed when collected."""
+    """What every scene does with the headless pybullet client it owns (``self._p``: the pybullet
+    module, ``self.client``: its id): render (:meth:`_raw`), :meth:`close`, context manager,
+    closed when collected."""
 
     def close(self) -> None:
         """Disconnect the pybullet client (idempotent)."""
@@ -159,3 +160,15 @@ class PybulletClient:
 
     def __del__(self):  # pragma: no cover - best effort
         self.close()
+
+    def _raw(self, pose: np.ndarray, seg: bool = True):
+        """TinyRenderer's ``(rgba, depth buffer, segmentation mask or None)`` from ``pose``
+        (``self.width``, ``self.height``, ``self.projection``, ``self.light``)."""
+        p = self._p
+        flags = 0 if seg else p.ER_NO_SEGMENTATION_MASK
+        _, _, rgba, buf, mask = p.getCameraImage(
+            self.width, self.height, _view_matrix(pose), self.projection, renderer=p.ER_TINY_RENDERER,
+            flags=flags, physicsClientId=self.client, **self.light)
+        rgba = np.asarray(rgba, np.uint8).reshape(self.height, self.width, 4)
+        buf = np.asarray(buf, np.float32).reshape(self.height, self.width)
+        return rgba, buf, (np.asarray(mask).reshape(self.height, self.width) if seg else None)

@@ -15,7 +15,7 @@ import numpy as np
 from .render import (BUILDING, CLASS_NAMES, CYCLIST, FAR, FENCE, FOV_RANGE, HEIGHT_RANGE, LANEMARK,
                      PybulletClient, MAX_GEOMETRY_DEPTH, MISC, NEAR, PEDESTRIAN, PITCH_RANGE, POLE, ROAD, SIDEWALK,
                      SIGN, SKY, SKY_DEPTH, SPEED_RANGE, TRAFFIC_LIGHT, VEGETATION, VEHICLE, _BEHIND,
-                     _GROUND, _MASK24, _view_matrix, camera_pose, opengl_depth_to_metric,
+                     _GROUND, _MASK24, camera_pose, opengl_depth_to_metric,
                      street_length, vertical_fov)
 
 
@@ -630,16 +630,6 @@ class StreetScene(PybulletClient):
         return poses
 
     # -- rendering
-    def _raw(self, pose: np.ndarray, seg: bool = True):
-        p = self._p
-        flags = 0 if seg else p.ER_NO_SEGMENTATION_MASK
-        _, _, rgba, buf, mask = p.getCameraImage(
-            self.width, self.height, _view_matrix(pose), self.projection, renderer=p.ER_TINY_RENDERER,
-            flags=flags, physicsClientId=self.client, **self.light)
-        rgba = np.asarray(rgba, np.uint8).reshape(self.height, self.width, 4)
-        buf = np.asarray(buf, np.float32).reshape(self.height, self.width)
-        return rgba, buf, (np.asarray(mask).reshape(self.height, self.width) if seg else None)
-
     def _sky_rgb(self, pose: np.ndarray) -> np.ndarray:
         """Per-row sky colour (``H x 1 x 3`` uint8) from the elevation of each image row."""
         rows = np.arange(self.height, dtype=np.float64)
