@@ -50,6 +50,7 @@ from typing import Optional, Tuple, Union
 import cv2
 import numpy as np
 
+from ..core.geometry import scale_intrinsics
 from .datasets import Sample
 
 #: Label value for pixels without a label (rotated in from outside the image).
@@ -182,11 +183,7 @@ def zoom(sample: Sample, top: int, left: int, height: int, width: int,
         return cv2.resize(a, (ow, oh), interpolation=interp)
 
     up = cv2.INTER_LINEAR if sx > 1 or sy > 1 else cv2.INTER_AREA
-    K = np.array(c.K, dtype=np.float64, copy=True)
-    K[0, :] *= sx
-    K[1, :] *= sy
-    K[0, 2] += 0.5 * sx - 0.5
-    K[1, 2] += 0.5 * sy - 0.5
+    K = scale_intrinsics(c.K, sx, sy)
     depth = None if c.depth is None else rs(np.ascontiguousarray(c.depth, np.float32), cv2.INTER_NEAREST)
     return dataclasses.replace(c, rgb=rs(c.rgb, up), depth=depth, labels=rs(c.labels, cv2.INTER_NEAREST),
                                rgb_right=rs(c.rgb_right, up), K=K)
