@@ -285,7 +285,9 @@ def test_use_sim_time_with_a_bag_replayed_with_clock(rclpy_context, tester, tmp_
         play = subprocess.Popen(
             [sys.executable, "-m", "mono_depth_ros.tools.cli", "play", str(tmp_path / "bag"),
              "--clock", "50", "--remap", "/camera/image_raw:=/sim/image",
-             "/camera/camera_info:=/sim/camera_info", "--start-delay", "0.5"],
+             "/camera/camera_info:=/sim/camera_info", "--start-delay", "0.5",
+             # discovery is not instant on a loaded machine: start once the node subscribes
+             "--wait-for", "/camera/image_raw", "/camera/camera_info", "--wait-timeout", "60"],
             env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert spin_until(t.ex, lambda: play.poll() is not None, 90), "player did not finish"
         assert play.returncode == 0, play.stdout.read()[-2000:]
