@@ -158,3 +158,24 @@ def test_cli_synth_indoor(tmp_path, capsys, photos):
     text = capsys.readouterr().out
     assert "scene indoor, generator version" in text and "2 photo(s)" in text and "frames/s" in text
     assert len(list((tmp_path / "o" / "seq_0000" / "Depth").glob("*.png"))) == 2
+
+
+def test_windows_have_the_depth_of_their_pane_not_of_the_view_outside():
+    """Generator v2: a Kinect-like sensor sees a window's pane, not the backdrop 3-12 m outside
+    (v1 taught the backdrop). Every window-backdrop pixel back-projects to a point at most the
+    deepest reveal (0.25 m) outside the room's walls; room 1 view 0 looks at a window."""
+    with IndoorScene(1, 160, 120, photos=[], size_jitter=False) as s:
+        pose = s.view(0)[0]
+        _, depth, _, K = s.render(pose)
+        body = s._raw(pose, seg=True)[2] & synth.render._MASK24
+        backdrop = np.isin(body, list(s._glass))
+        assert backdrop.sum() > 100
+        assert np.isfinite(depth[backdrop]).mean() > 0.95
+        vs, us = np.nonzero(backdrop & np.isfinite(depth))
+        z = depth[vs, us].astype(float)
+        cam = np.stack([(us - K[0, 2]) / K[0, 0] * z, (vs - K[1, 2]) / K[1, 1] * z, z])
+        world = pose[:3, :3] @ cam + pose[:3, 3:4]
+        L, D = s.room["length_m"], s.room["width_m"]
+        outside = np.maximum.reduce([-world[0], world[0] - L, -world[1], world[1] - D])
+        assert outside.max() <= 0.25 + 0.01
+        assert outside.min() >= 0.0 - 0.01  # on the outer side of the wall plane, in the reveal

@@ -55,7 +55,7 @@ from .render import (_MASK24, PybulletClient, camera_pose, opengl_depth_to_metri
 from .scene import _edges, _Mesh, _rgb
 
 #: bump when a seed no longer gives the same frames (shipped weights cite the version they saw)
-INDOOR_GENERATOR_VERSION = 1
+INDOOR_GENERATOR_VERSION = 2
 #: Indoor class ids (``Labels/`` of ``--scene indoor``).
 INDOOR_CLASS_NAMES = (
     "Object",
@@ -210,6 +210,15 @@ def _outside_texture(rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+class _Pane:
+    """A window pane (world frame, m): centre ``point``, inward ``normal``, horizontal unit
+    vector ``along`` and half extents ``half_w`` x ``half_h`` (vertical)."""
+
+    def __init__(self, point, normal, along, half_w: float, half_h: float):
+        self.point, self.normal, self.along = point, normal, along
+        self.half_w, self.half_h = float(half_w), float(half_h)
+
+
 def _face(m: _Mesh, origin, a, b, normal, step: float = 1.0) -> None:
     """Add the parallelogram ``origin + s a + t b`` (``s, t`` in [0, 1]) to ``m``, tiled about
     every ``step`` metres, wound so that its front side faces ``normal``."""
@@ -277,6 +286,8 @@ class IndoorScene(PybulletClient):
         ]
         self.client = p.connect(p.DIRECT)
         self.body_class: Dict[int, int] = {}
+        #: backdrop body id -> the window pane in front of it
+        self._glass: Dict[int, "_Pane"] = {}
         self._tex: Dict[str, int] = {}
         self._pending: list = []
         self._boxes: List[Tuple[float, float, float, float, float]] = (
@@ -382,14 +393,15 @@ class IndoorScene(PybulletClient):
         rgba,
         orn=(0.0, 0.0, 0.0),
         tex: Optional[str] = None,
+        glass=None,
     ) -> None:
         self._pending.append(
-            (self._ORDER[cls], len(self._pending), (cls, kind, args, pos, rgba, orn, tex))
+            (self._ORDER[cls], len(self._pending), (cls, kind, args, pos, rgba, orn, tex, glass))
         )
 
     def _flush(self) -> None:
         p = self._p
-        for *_, (cls, kind, args, pos, rgba, orn, tex) in sorted(
+        for *_, (cls, kind, args, pos, rgba, orn, tex, glass) in sorted(
             self._pending, key=lambda e: e[:2]
         ):
             quat = p.getQuaternionFromEuler(list(orn))
@@ -422,6 +434,8 @@ class IndoorScene(PybulletClient):
                     b, -1, textureUniqueId=self._tex[tex], physicsClientId=self.client
                 )
             self.body_class[b] = cls
+            if glass is not None:
+                self._glass[b] = glass
         self._pending = []
 
     def box(self, cls, center, half, rgba, yaw=0.0, tex=None) -> None:
@@ -454,8 +468,9 @@ class IndoorScene(PybulletClient):
             cls, "shape", dict(shape=self._p.GEOM_SPHERE, radius=float(radius)), center, rgba
         )
 
-    def mesh(self, cls, m: _Mesh, rgba, tex=None) -> None:
-        """Queue a :class:`~.scene._Mesh` as one body."""
+    def mesh(self, cls, m: _Mesh, rgba, tex=None, glass=None) -> None:
+        """Queue a :class:`~.scene._Mesh` as one body. ``glass``: the :class:`_Pane` in front of
+        it; its pixels then get the pane's depth (see :meth:`render`)."""
         if m.i:
             self._queue(
                 cls,
@@ -464,6 +479,7 @@ class IndoorScene(PybulletClient):
                 (0, 0, 0),
                 rgba,
                 tex=tex,
+                glass=glass,
             )
 
     def obj(self, cls, file: Path, center, scale: float, rgba, yaw=0.0, roll=0.0, tex=None) -> None:
@@ -690,6 +706,10 @@ class IndoorScene(PybulletClient):
             up,
         )  # noqa: E731
         cls = DOOR if op["z0"] == 0.0 else WINDOW
+        # the window pane: what a depth sensor sees through glass (Kinect returns the pane or
+        # nothing; NYU's filled depth sits at about the pane), not the view outside
+        pane = _Pane(self._at(op["wall"], mid_a, mid_z, -reveal * 0.6), np.asarray(n, float),
+                     np.asarray(e, float), w / 2, h / 2)
         # frame (casing) around the opening, proud of the wall
         for da, dz, ha, hz in (
             (-w / 2 - 0.04, 0, 0.04, h / 2 + 0.04),
@@ -748,7 +768,7 @@ class IndoorScene(PybulletClient):
             m = _Mesh(tex_scale=size)
             up = np.array([0.0, 0.0, 1.0])
             _face(m, c - e * size / 2 - up * size / 3, e * size, up * size * 0.66, n)
-            self.mesh(WINDOW, m, [1, 1, 1, 1], "outside")
+            self.mesh(WINDOW, m, [1, 1, 1, 1], "outside", glass=pane)
             # mullions
             for frac in [0.5] if rng.random() < 0.6 else []:
                 self.box(
@@ -770,7 +790,7 @@ class IndoorScene(PybulletClient):
             c = self._at(op["wall"], mid_a, mid_z, -reveal - 2.0)
             bd = _Mesh(tex_scale=8.0)
             _face(bd, c - e * 4 - np.array([0.0, 0.0, 3.0]), e * 8.0, np.array([0.0, 0.0, 6.0]), n)
-            self.mesh(WINDOW, bd, [1, 1, 1, 1], "outside")
+            self.mesh(WINDOW, bd, [1, 1, 1, 1], "outside", glass=pane)
 
     # -- furniture
     def _wood(self, rng):
@@ -1390,7 +1410,35 @@ class IndoorScene(PybulletClient):
         labels[empty] = OBJECT
         depth = opengl_depth_to_metric(buf, INDOOR_NEAR, INDOOR_FAR)
         depth[empty | (buf >= 1.0)] = np.nan
+        self._glass_depth(depth, body, camera_pose)
         return self._expose(rgba), depth, labels, self.K.copy()
+
+    def _glass_depth(self, depth: np.ndarray, body: np.ndarray, camera_pose: np.ndarray) -> None:
+        """Replace, in place, the depth of pixels showing a window's outside backdrop by the
+        z-depth (m) of the nearest window pane their ray passes through, NaN if none (generator
+        version 2; version 1 taught the backdrop's 3-12 m, which no depth sensor indoors
+        reports)."""
+        if not self._glass:
+            return
+        vs, us = np.nonzero(np.isin(body, list(self._glass)))
+        if not len(vs):
+            return
+        R, t = np.asarray(camera_pose, float)[:3, :3], np.asarray(camera_pose, float)[:3, 3]
+        K = self.K
+        # world ray with camera z = 1, so the ray parameter at a pane is the z-depth
+        rays = R @ np.stack([(us - K[0, 2]) / K[0, 0], (vs - K[1, 2]) / K[1, 1], np.ones(len(us))])
+        best = np.full(len(us), np.inf)
+        for pane in set(self._glass.values()):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z = (pane.normal @ (pane.point - t)) / (pane.normal @ rays)
+                hit = t[:, None] + rays * z - pane.point[:, None]
+                inside = (
+                    (z > 0)
+                    & (np.abs(pane.along @ hit) <= pane.half_w + 0.01)
+                    & (np.abs(hit[2]) <= pane.half_h + 0.01)
+                )
+            best = np.where(inside & (z < best), z, best)
+        depth[vs, us] = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
 
     def _expose(self, rgba: np.ndarray) -> np.ndarray:
         return np.clip(rgba[..., :3].astype(np.float32) * self.exposure, 0, 255).astype(np.uint8)
