@@ -95,7 +95,9 @@ class FramePipeline:
 
     Args:
         estimator: object with ``predict(rgb, K) -> Prediction`` (``depth``, ``labels``,
-            ``timings``), ``palette`` and ``segmentation_info(key)``, e.g.
+            ``timings``), ``palette`` and ``segmentation_info(key)``; when it has a true
+            ``builds_clouds`` it is asked for the cloud too (``predict(rgb, K,
+            cloud_decimation=N, cloud_rgb=B)`` -> ``Prediction.points``), e.g.
             :class:`mono_depth_ros.inference.estimator.DepthEstimator`.
         config: :class:`PipelineConfig` (defaults if omitted).
         scaler: :class:`~mono_depth_ros.core.scale.MetricScaler` applied right after inference
@@ -170,7 +172,14 @@ class FramePipeline:
         unknown = set(wanted) - set(OUTPUTS)
         if unknown:
             raise ValueError(f"unknown outputs {sorted(unknown)}; valid: {', '.join(OUTPUTS)}")
-        pred = self.estimator.predict(rgb, K)
+        cfg = self.config
+        # the estimator's device path builds the cloud beside the depth (one copy back); a
+        # scaler changes the depth after inference, so then the cloud is built here
+        device_cloud = ("points" in wanted and self.scaler is None
+                        and getattr(self.estimator, "builds_clouds", False))
+        pred = (self.estimator.predict(rgb, K, cloud_decimation=cfg.cloud_decimation,
+                                       cloud_rgb=cfg.cloud_rgb)
+                if device_cloud else self.estimator.predict(rgb, K))
         relative = getattr(pred, "relative", None)
         depth = pred.depth
         if depth is None and relative is not None and self.scaler is not None:
@@ -189,7 +198,6 @@ class FramePipeline:
             res.labels = res.labels if "labels" in wanted else None
             res.timings.update(colorize=0.0, cloud=0.0)
             return res
-        cfg = self.config
         t0 = time.perf_counter()
         if "colored" in wanted:
             res.colored = colorize_depth(res.depth, *cfg.colored_range)
@@ -197,7 +205,9 @@ class FramePipeline:
             res.seg_colored = colorize_labels(pred.labels, self.estimator.palette)
         t1 = time.perf_counter()
         colour = rgb if cfg.cloud_rgb else None
-        if "points" in wanted:
+        if "points" in wanted and getattr(pred, "points", None) is not None:
+            res.points = OrganizedCloud(pred.points, self._points.fields)
+        elif "points" in wanted:
             res.points = self._points.build(res.depth, K, colour)
         if pred.labels is not None and "obstacles" in wanted:
             ids, unknown_names = self.excluded_class_ids()

@@ -6,7 +6,12 @@ with the model's own output convention (tensor or dict of tensors, on ``x``'s de
 * ``torch``: the module itself (PyTorch eager);
 * ``onnxruntime``: the module exported to ONNX (per input shape, cached by weight content in
   :func:`~mono_depth_ros.inference.onnx_export.cache_dir`) and run by ONNX Runtime with the
-  provider of the device.
+  provider of the device;
+* ``cuda_graph`` (CUDA only): the module replayed from a CUDA graph captured per input shape
+  (:class:`~mono_depth_ros.inference.device_path.GraphRunner`);
+* ``tensorrt`` (CUDA only): the ONNX export run by ONNX Runtime's TensorRT execution provider
+  (engines cached beside the export; fp16 kernels allowed when the estimator runs fp16). It needs
+  an ``onnxruntime-gpu`` build with TensorRT; without it the backend is refused with that reason.
 
 ``auto`` picks ``onnxruntime`` on the CPU for the models listed in :data:`ORT_FASTER_ON_CPU`
 (measured with ``mono-depth-ros bench --model all --backends torch onnxruntime``) when they run
@@ -24,7 +29,11 @@ BackendFactory = Callable[[nn.Module, torch.device], Callable]
 BACKENDS: Dict[str, BackendFactory] = {}
 #: Models measured faster in ONNX Runtime than in PyTorch on this project's 2-core CPU.
 ORT_FASTER_ON_CPU = frozenset({"fastdepth"})
-CHOICES = ("auto", "torch", "onnxruntime")
+CHOICES = ("auto", "torch", "onnxruntime", "cuda_graph", "tensorrt")
+#: Backends that need a CUDA device.
+CUDA_ONLY = ("cuda_graph", "tensorrt")
+#: ONNX Runtime providers of the ``tensorrt`` backend, best first.
+TENSORRT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def register_backend(name: str):
@@ -43,10 +52,16 @@ def torch_backend(net: nn.Module, device: torch.device) -> Callable:
 
 class OrtExported:
     """Runs ``net`` through ONNX Runtime: exported (or taken from the cache) on the first input
-    of each shape, then one :class:`~mono_depth_ros.models.onnx_model.OnnxModel` per shape."""
+    of each shape, then one :class:`~mono_depth_ros.models.onnx_model.OnnxModel` per shape.
 
-    def __init__(self, net: nn.Module):
+    Args:
+        providers: ONNX Runtime providers (name or ``(name, options)``) instead of the device's
+            defaults.
+    """
+
+    def __init__(self, net: nn.Module, providers=None):
         self.net = net
+        self.providers = providers
         self._models: Dict[Tuple[int, ...], nn.Module] = {}
         self.files: List[str] = []
 
@@ -56,7 +71,7 @@ class OrtExported:
             from ..models.onnx_model import OnnxModel
             from .onnx_export import cached_export
             path = cached_export(self.net, self.net.spec, x.detach().float().cpu())
-            self._models[key] = OnnxModel(str(path))
+            self._models[key] = OnnxModel(str(path), providers=self.providers)
             self.files.append(str(path))
         return self._models[key](x)
 
@@ -69,28 +84,73 @@ def onnxruntime_backend(net: nn.Module, device: torch.device) -> Callable:
     return net if isinstance(net, OnnxModel) else OrtExported(net)
 
 
+@register_backend("cuda_graph")
+def cuda_graph_backend(net: nn.Module, device: torch.device) -> Callable:
+    """The module replayed from CUDA graphs, one per input shape (re-captured on a change)."""
+    from .device_path import GraphRunner
+    return GraphRunner(net, device)
+
+
+def tensorrt_providers(cache: str, fp16: bool = True) -> list:
+    """ONNX Runtime provider list of the ``tensorrt`` backend: TensorRT with engine caching in
+    ``cache`` (and fp16 kernels when ``fp16``), CUDA for the nodes TensorRT does not take.
+
+    Raises:
+        ValueError: this onnxruntime build has no TensorRT provider (the CPU ``onnxruntime``
+            wheel; ``onnxruntime-gpu`` with the TensorRT libraries has it).
+    """
+    from ..models.onnx_model import require_onnxruntime
+    available = require_onnxruntime().get_available_providers()
+    if TENSORRT_PROVIDERS[0] not in available:
+        raise ValueError("backend tensorrt needs ONNX Runtime's TensorrtExecutionProvider; this "
+                         f"onnxruntime has {', '.join(available)} (install onnxruntime-gpu and "
+                         "TensorRT, or use backend cuda_graph)")
+    return [(TENSORRT_PROVIDERS[0], {"trt_engine_cache_enable": True,
+                                     "trt_engine_cache_path": cache, "trt_fp16_enable": fp16}),
+            TENSORRT_PROVIDERS[1]]
+
+
+@register_backend("tensorrt")
+def tensorrt_backend(net: nn.Module, device: torch.device) -> Callable:
+    """The module's ONNX export run by ONNX Runtime's TensorRT provider (fp16 allowed)."""
+    from ..models.onnx_model import OnnxModel
+    from .onnx_export import cache_dir
+    providers = tensorrt_providers(str(cache_dir() / "tensorrt"))
+    if isinstance(net, OnnxModel):  # an ONNX file already: its own sessions on TensorRT
+        net.provider_override = providers
+        return net
+    return OrtExported(net, providers=providers)
+
+
 def resolve_backend(backend: str, model: str, device: torch.device, trained: bool,
                     stateful: bool = False, onnx_file: bool = False) -> Tuple[str, List[str]]:
     """The backend to use for ``backend`` in :data:`CHOICES`, and warnings for the caller.
 
     Args:
-        backend: ``auto``, ``torch`` or ``onnxruntime``.
+        backend: one of :data:`CHOICES`.
         model: registered model name.
         device: where the model runs.
         trained: the model runs trained weights (a checkpoint), worth an export.
         stateful: the model keeps recurrent state across frames (PyTorch only).
-        onnx_file: the model is an ONNX file already (the ``onnx`` model): always onnxruntime.
+        onnx_file: the model is an ONNX file already (the ``onnx`` model): onnxruntime, or
+            tensorrt (ONNX Runtime with the TensorRT provider).
 
     Raises:
-        ValueError: unknown backend, or ``onnxruntime`` for a stateful model.
+        ValueError: unknown backend, ``onnxruntime``/``tensorrt``/``cuda_graph`` for a stateful
+            model, or a CUDA-only backend on another device.
     """
     if backend not in CHOICES:
         raise ValueError(f"backend must be one of {CHOICES}, got {backend!r}")
+    if backend in CUDA_ONLY and device.type != "cuda":
+        raise ValueError(f"backend {backend} needs a CUDA device, got {device}")
     if onnx_file:
-        return "onnxruntime", ([] if backend != "torch" else
-                               ["an ONNX file runs in ONNX Runtime: backend torch ignored"])
-    if backend == "onnxruntime" and stateful:
-        raise ValueError("stateful models keep their recurrent state in PyTorch: use backend torch")
+        if backend == "tensorrt":
+            return backend, []
+        return "onnxruntime", ([] if backend not in ("torch", "cuda_graph") else
+                               [f"an ONNX file runs in ONNX Runtime: backend {backend} ignored"])
+    if backend in ("onnxruntime", "tensorrt", "cuda_graph") and stateful:
+        raise ValueError("stateful models keep their recurrent state in PyTorch eager: use "
+                         "backend torch")
     if backend != "auto":
         return backend, []
     if device.type != "cpu" or model not in ORT_FASTER_ON_CPU or not trained or stateful:

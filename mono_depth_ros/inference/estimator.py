@@ -25,9 +25,13 @@ from ..models import create_model, get_spec
 from ..models.registry import loads_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
 from .backends import make_runner, resolve_backend
+from .device_path import DeviceFrame
 from .preprocess import prepare, restore
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: ``device_path`` choices: the whole frame on the device (:mod:`.device_path`) on CUDA only
+#: (``auto``), always, or never (host pre/post-processing, the faster one on a CPU).
+DEVICE_PATH_CHOICES = ("auto", "on", "off")
 #: The segmentation network that feeds models with ``needs_semantic_input``.
 SEMANTIC_FRONTEND = "unet_seg"
 
@@ -46,6 +50,9 @@ class Prediction:
             when the model has no depth output.
         relative: ``H x W`` float32 affine-invariant inverse depth (unitless, larger = nearer,
             NaN invalid) of relative models (``spec.is_relative``), else ``None``.
+        points: organized cloud ``ceil(H/d) x ceil(W/d) x (3|4)`` float32 (x, y, z[, packed
+            rgb], optical frame) of ``depth``, built on the device when asked for
+            (``cloud_decimation``) and the estimator runs the device path; else ``None``.
     """
 
     depth: Optional[np.ndarray]
@@ -53,6 +60,7 @@ class Prediction:
     timings: Dict[str, float] = field(default_factory=dict)
     unmasked: Optional[np.ndarray] = None
     relative: Optional[np.ndarray] = None
+    points: Optional[np.ndarray] = None
 
 
 def default_checkpoint(model: str) -> Optional[Path]:
@@ -147,10 +155,14 @@ class DepthEstimator:
             ``inference.backends``), ``torch`` or ``onnxruntime``.
         use_camera_focal: models that predict their focal length (Depth Pro) use the camera's
             ``fx`` from ``K`` instead (a robot knows its camera); False uses the prediction.
+        device_path: ``auto`` (on for CUDA), ``on`` or ``off``: pre-/post-processing and the
+            cloud on the model's device with one device-to-host copy
+            (:class:`~mono_depth_ros.inference.device_path.DeviceFrame`).
 
     Attributes:
         spec: the model's contract; ``warnings``: messages for the caller to log once;
-        ``backend``: the backend in use.
+        ``backend``: the backend in use; ``builds_clouds``: ``predict`` can build the cloud on
+        the device.
 
     Raises:
         UnknownModelError, FileNotFoundError, ValueError: from model creation / device choice.
@@ -162,7 +174,7 @@ class DepthEstimator:
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,
                  seg_checkpoint: Optional[str] = None, stateful: bool = False,
                  model_kwargs: Optional[dict] = None, backend: str = "auto",
-                 use_camera_focal: bool = True):
+                 use_camera_focal: bool = True, device_path: str = "auto"):
         self.device, self.warnings = select_device(device)
         self.dtype, more = select_precision(precision, self.device)
         self.warnings += more
@@ -207,6 +219,15 @@ class DepthEstimator:
         self.max_depth = float(hi if max_depth is None else max_depth)
         if not 0 <= self.min_depth < self.max_depth:
             raise ValueError(f"need 0 <= min_depth < max_depth, got {self.min_depth}, {self.max_depth}")
+        if device_path not in DEVICE_PATH_CHOICES:
+            raise ValueError(f"device_path must be one of {DEVICE_PATH_CHOICES}, got {device_path!r}")
+        on = device_path == "on" or (device_path == "auto" and self.device.type == "cuda")
+        self._device_frame = DeviceFrame(self.device, self.min_depth, self.max_depth) if on else None
+
+    @property
+    def builds_clouds(self) -> bool:
+        """``predict(..., cloud_decimation=N)`` returns the cloud built on the device."""
+        return self._device_frame is not None
 
     @property
     def name(self) -> str:
@@ -233,16 +254,24 @@ class DepthEstimator:
     def _autocast(self):
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        # no weight-cast cache: a captured CUDA graph must not hold tensors of a cache that
+        # autocast frees when the context exits
+        return torch.autocast(self.device.type, dtype=self.dtype,
+                              cache_enabled=self.backend != "cuda_graph")
 
     @torch.inference_mode()
-    def predict(self, rgb: np.ndarray, K: np.ndarray) -> Prediction:
+    def predict(self, rgb: np.ndarray, K: np.ndarray, cloud_decimation: Optional[int] = None,
+                cloud_rgb: bool = True) -> Prediction:
         """Predict metric depth (or relative inverse depth, for relative models) for one image.
 
         Args:
             rgb: ``H x W x 3`` uint8 RGB image.
             K: ``3 x 3`` intrinsics of that image (fx used for output-kind conversion and focal
                 rescaling).
+            cloud_decimation: with the device path (:attr:`builds_clouds`), also build the
+                organized cloud keeping every N-th pixel (``Prediction.points``); ignored
+                otherwise.
+            cloud_rgb: the device cloud gets the packed ``rgb`` field.
 
         Returns:
             :class:`Prediction` at the input resolution.
@@ -253,15 +282,21 @@ class DepthEstimator:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected H x W x 3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
         H, W = rgb.shape[:2]
+        dev = self._device_frame
         t0 = time.perf_counter()
-        prepared = prepare(rgb, self.spec, self.input_size, self.device)
+        img = dev.upload(rgb) if dev else rgb
+
+        def _prepare(spec, size):
+            return dev.prepare(img, spec, size) if dev else prepare(rgb, spec, size, self.device)
+
+        prepared = _prepare(self.spec, self.input_size)
         x = prepared.x
         t1 = time.perf_counter()
         seg, focal_ratio = None, None
         with self._autocast():
             if self.frontend is not None:
                 fs = self.frontend.spec
-                seg = self.frontend(prepare(rgb, fs, fs.input_size, self.device).x)["segmentation"]
+                seg = self.frontend(_prepare(fs, fs.input_size).x)["segmentation"]
                 seg_in = F.interpolate(seg.float(), size=x.shape[-2:], mode="bilinear",
                                        align_corners=False)
                 x = torch.cat([x, seg_in.to(x.dtype)], dim=1)
@@ -273,27 +308,32 @@ class DepthEstimator:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         t2 = time.perf_counter()
-        depth = relative = unmasked = None
+        depth = relative = unmasked = points = None
         if out is None:
             depth = np.full((H, W), np.nan, dtype=np.float32)
         elif self.spec.is_relative:
             relative = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
             relative[~np.isfinite(relative)] = np.nan
         else:
-            raw = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
             fx = float(K[0, 0])
             if focal_ratio is not None and not self.use_camera_focal:
                 fx = float(focal_ratio.reshape(-1)[0]) * W  # the model's own field of view
-            unmasked = output_to_metric_depth(raw, self.spec, fx=fx, width=W)
-            with np.errstate(invalid="ignore"):
-                keep = (unmasked >= self.min_depth) & (unmasked <= self.max_depth)
-            depth = np.where(keep, unmasked, np.float32(np.nan))
+            if dev:
+                depth, unmasked, points = dev.finish(
+                    out, prepared, self.spec, K, (H, W), fx, img if cloud_rgb else None,
+                    cloud_decimation)
+            else:
+                raw = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
+                unmasked = output_to_metric_depth(raw, self.spec, fx=fx, width=W)
+                with np.errstate(invalid="ignore"):
+                    keep = (unmasked >= self.min_depth) & (unmasked <= self.max_depth)
+                depth = np.where(keep, unmasked, np.float32(np.nan))
         labels = None
         if seg is not None:
             ids = seg.float().argmax(dim=1, keepdim=True).to(torch.uint8)
             labels = F.interpolate(ids, size=(H, W), mode="nearest")[0, 0].cpu().numpy()
         t3 = time.perf_counter()
         return Prediction(depth=depth, labels=labels, unmasked=unmasked, relative=relative,
-                          timings={
+                          points=points, timings={
             "preprocess": 1e3 * (t1 - t0), "inference": 1e3 * (t2 - t1),
             "postprocess": 1e3 * (t3 - t2)})

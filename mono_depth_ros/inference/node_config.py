@@ -29,8 +29,8 @@ from ..core.pipeline import PipelineConfig
 from ..models import get_spec, list_models, load_checkpoint
 from ..models.registry import loads_checkpoint
 from .backends import CHOICES as BACKEND_CHOICES
-from .estimator import (PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator, precision_problem,
-                        select_device)
+from .estimator import (DEVICE_PATH_CHOICES, PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator,
+                        precision_problem, select_device)
 
 #: Parameter groups: ``estimator`` (a change rebuilds the network), ``pipeline`` (stages after
 #: inference), ``node`` (read by the node itself).
@@ -81,8 +81,12 @@ PARAMETERS: Dict[str, ParamSpec] = {
     "max_depth": P(0.0, "maximum valid depth in m (0 = model default)", "estimator",
                    range=(0.0, 1000.0, 0.0)),
     "stateful": P(False, "keep recurrent state across frames (siamese_convlstm)", "estimator"),
-    "backend": P("auto", "auto (ONNX Runtime on the CPU where measured faster), torch or "
-                 "onnxruntime", "estimator", choices=BACKEND_CHOICES),
+    "backend": P("auto", "auto (ONNX Runtime on the CPU where measured faster), torch, "
+                 "onnxruntime, cuda_graph or tensorrt (CUDA)", "estimator",
+                 choices=BACKEND_CHOICES),
+    "device_path": P("auto", "pre/post-processing and the cloud on the model's device with one "
+                     "copy back: auto (on for CUDA), on or off", "estimator",
+                     choices=DEVICE_PATH_CHOICES),
     "use_camera_focal": P(True, "models that predict their field of view (Depth Pro): use the "
                           "camera_info fx instead", "estimator"),
     # --- stages after inference
@@ -297,7 +301,7 @@ def estimator_kwargs(values: Mapping[str, Any]) -> Dict[str, Any]:
                 precision=v["precision"], input_size=size,
                 min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
                 stateful=v["stateful"], backend=v["backend"],
-                use_camera_focal=v["use_camera_focal"])
+                use_camera_focal=v["use_camera_focal"], device_path=v["device_path"])
 
 
 def build_estimator(values: Mapping[str, Any]) -> DepthEstimator:

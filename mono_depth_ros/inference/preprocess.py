@@ -95,7 +95,8 @@ def prepare(rgb: np.ndarray, spec: ModelSpec, target_hw: Tuple[int, int],
     """Network input for one ``H x W x 3`` uint8 RGB image (see the module docstring).
 
     Args:
-        rgb: ``H x W x 3`` uint8 RGB.
+        rgb: ``H x W x 3`` uint8 RGB (numpy; or a tensor already on the device for the recipes
+            that resize there, see :class:`~mono_depth_ros.inference.device_path.DeviceFrame`).
         spec: the model's contract (channel order, mean/std, preprocessing recipe).
         target_hw: the network size to aim at (``spec.input_size`` or a user override).
         device: where the model runs (the resize runs there too, except for ``area``).
@@ -110,7 +111,8 @@ def prepare(rgb: np.ndarray, spec: ModelSpec, target_hw: Tuple[int, int],
         interp = cv2.INTER_AREA if H > h else cv2.INTER_LINEAR
         img = cv2.resize(rgb, (w, h), interpolation=interp)
         return Prepared(normalize_images(torch.from_numpy(img).unsqueeze(0).to(device), spec))
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1).unsqueeze(0)
+    t = (rgb if isinstance(rgb, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(rgb))
+         ).to(device).permute(2, 0, 1).unsqueeze(0)
     if spec.channel_order == "BGR":
         t = t.flip(1)
     if pp.normalize_first:  # Depth Pro, ZoeDepth: float image, (padding), then resize

@@ -93,6 +93,8 @@ class OnnxModel(nn.Module):
         path: ``.onnx`` file.
         threads: intra-op threads of the CPU provider (default: torch's thread count, so both
             backends use the same cores).
+        providers: ONNX Runtime providers (names or ``(name, options)`` pairs) for non-CPU
+            inputs instead of :func:`providers_for` (the ``tensorrt`` backend's list).
 
     Attributes:
         file_spec: the spec dict from the metadata or the side file.
@@ -101,8 +103,9 @@ class OnnxModel(nn.Module):
         FileNotFoundError: no such file. ValueError: no spec in the metadata and no side file.
     """
 
-    def __init__(self, path: str, threads: Optional[int] = None):
+    def __init__(self, path: str, threads: Optional[int] = None, providers=None):
         super().__init__()
+        self.provider_override = providers
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX file not found: {self.path}")
@@ -134,7 +137,9 @@ class OnnxModel(nn.Module):
             # the rest of the pipeline (and other processes) need; measured faster here with it off.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._sessions[device_type] = ort.InferenceSession(
-                str(self.path), opts, providers=providers_for(device_type))
+                str(self.path), opts,
+                providers=(self.provider_override if self.provider_override and device_type != "cpu"
+                           else providers_for(device_type)))
         return self._sessions[device_type]
 
     @property

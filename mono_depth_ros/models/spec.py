@@ -188,27 +188,41 @@ class ModelSpec:
         return cls(**values)
 
 
-def _metric(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+def _is_tensor(x) -> bool:
+    # torch stays a lazy import here: the spec is read by light tools (launch, CLI help)
+    return type(x).__module__.startswith("torch")
+
+
+def _positive_inverse(numerator: float, out):
+    """``numerator / out`` where ``out > 0``, else ``inf``: numpy float32 or a torch tensor (the
+    GPU path converts on the device)."""
+    if _is_tensor(out):
+        import torch
+        return torch.where(out > 0, numerator / out, torch.inf)
+    return np.where(out > 0, numerator / out, np.inf).astype(np.float32)
+
+
+def _metric(out, spec: "ModelSpec", fx_norm: float):
     return out
 
 
-def _normalized(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+def _normalized(out, spec: "ModelSpec", fx_norm: float):
     lo, hi = spec.depth_range
-    return lo + out * np.float32(hi - lo)
+    return lo + out * float(hi - lo)
 
 
-def _inverse(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
-    return np.where(out > 0, 1.0 / out, np.inf).astype(np.float32)
+def _inverse(out, spec: "ModelSpec", fx_norm: float):
+    return _positive_inverse(1.0, out)
 
 
-def _disparity(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+def _disparity(out, spec: "ModelSpec", fx_norm: float):
     # Z = fx * B / (d * W) with the camera's own fx / W: already camera-aware.
-    return np.where(out > 0, fx_norm * spec.stereo_baseline / out, np.inf).astype(np.float32)
+    return _positive_inverse(fx_norm * spec.stereo_baseline, out)
 
 
-def _canonical_inverse(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+def _canonical_inverse(out, spec: "ModelSpec", fx_norm: float):
     # Depth Pro: inverse depth of a camera with fx / W = 1, so Z = (fx / W) / output
-    return np.where(out > 0, np.float32(fx_norm) / out, np.inf).astype(np.float32)
+    return _positive_inverse(float(fx_norm), out)
 
 
 def _no_scale(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
@@ -239,13 +253,12 @@ def focal_correction(spec: "ModelSpec", fx_norm: float) -> float:
     return float(fx_norm / spec.train_focal)
 
 
-def output_to_metric_depth(
-    output: np.ndarray, spec: ModelSpec, fx: float, width: int
-) -> np.ndarray:
+def output_to_metric_depth(output, spec: ModelSpec, fx: float, width: int):
     """Convert a raw network output map into metric depth.
 
     Args:
-        output: ``H x W`` float32 map in the unit named by ``spec.output_kind``.
+        output: ``H x W`` float32 map in the unit named by ``spec.output_kind``: a numpy array,
+            or a torch tensor on any device (the GPU path; the result is then a tensor there).
         spec: The model's contract.
         fx: Horizontal focal length in pixels of the camera at resolution ``width`` (for
             ``canonical_inverse_depth``: the camera's, or the one the model predicted).
@@ -265,7 +278,11 @@ def output_to_metric_depth(
         raise ValueError(f"{spec.name}: {spec.output_kind} has no metric scale")
     fx_norm = fx / width
     to_depth, _ = OUTPUT_CONVERSIONS[spec.output_kind]
+    output = output.float() if _is_tensor(output) else output.astype(
+        np.float32, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        depth = to_depth(output.astype(np.float32, copy=False), spec, fx_norm)
+        depth = to_depth(output, spec, fx_norm)
     factor = focal_correction(spec, fx_norm)
-    return depth * np.float32(factor) if factor != 1.0 else depth
+    if factor == 1.0:
+        return depth
+    return depth * (float(factor) if _is_tensor(depth) else np.float32(factor))

@@ -37,7 +37,7 @@ from ..core.paths import package_share_dir
 from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
 
 #: Values of --backend (mono_depth_ros.inference.backends.CHOICES, without importing torch).
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "cuda_graph", "tensorrt")
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
 
