@@ -2,9 +2,23 @@
 
 Stages, each timed per frame (p50 / p95 in ms): ``decode`` (Image message -> RGB array),
 ``preprocess``, ``inference``, ``postprocess`` (resize + metric conversion + range mask),
-``cloud`` (organized XYZRGB build) and ``serialize`` (depth Image + PointCloud2 messages to CDR
-bytes, when rclpy is installed). ``fps`` is 1000 / p50 of the per-frame total. Speed targets
-are checked here, never in timed tests.
+``cloud`` (organized XYZRGB build) and ``serialize``. ``fps`` is 1000 / p50 of the per-frame
+total. Speed targets are checked here, never in timed tests.
+
+``serialize`` is the node's publish cost (when rclpy is installed, else NaN): the depth Image
+(32FC1) and the PointCloud2 are built with :mod:`mono_depth_ros.ros.conversions` and published
+through real rclpy publishers (reliable, keep-last 1, ``depth/image`` and ``points`` of a node
+``mono_depth_ros_bench`` in a private ``rclpy.Context``, shut down when the bench ends, also on
+errors; :mod:`mono_depth_ros.ros.bench_publish`). ``publish`` converts the message and
+serialises it into the middleware, as in the node; nothing subscribes, so nothing is delivered.
+The stage keeps its name ``serialize`` (earlier versions timed
+``rclpy.serialization.serialize_message``, which grows superlinearly with the cloud's size,
+unlike ``publish``). Discovery traffic of that node goes to the usual ``ROS_DOMAIN_ID``: set
+``ROS_DOMAIN_ID`` / ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` to keep it off a shared
+network. The CLI gives it the node's DDS setup (:mod:`mono_depth_ros.core.dds_env`).
+
+:func:`scaling_fit` fits each stage's p50 linearly against megapixels over the resolutions of a
+:func:`bench_matrix` run; :func:`format_scaling` prints those fits.
 """
 
 from __future__ import annotations
@@ -39,20 +53,14 @@ def _frame(image: Optional[str]) -> np.ndarray:
     return rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
 
 
-def _serializer():
+def _publisher():
+    """A :class:`~mono_depth_ros.ros.bench_publish.BenchPublisher` (private rclpy context), or
+    None when rclpy / the message packages do not import."""
     try:
-        from rclpy.serialization import serialize_message
-        from std_msgs.msg import Header
-
-        from ..ros.conversions import make_cloud, make_image
+        from ..ros.bench_publish import BenchPublisher
     except ImportError:
         return None
-
-    def ser(depth, cloud):
-        h = Header(frame_id="camera_optical_frame")
-        serialize_message(make_image(h, depth, "32FC1"))
-        serialize_message(make_cloud(h, cloud))
-    return ser
+    return BenchPublisher()
 
 
 def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str = "fp32",
@@ -60,18 +68,20 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
                    checkpoint: Optional[str] = None, resolution: Tuple[int, int] = (640, 480),
                    cloud_decimation: int = 1, **estimator_kwargs) -> dict:
     """Time every stage of the node's per-frame work for ``iters`` frames: decode of an rgb8
-    Image, :class:`FramePipeline` (preprocess, inference, postprocess, XYZRGB cloud) and CDR
-    serialisation of the depth Image and PointCloud2 (when rclpy imports).
+    Image, :class:`FramePipeline` (preprocess, inference, postprocess, XYZRGB cloud) and the
+    publish of the depth Image and PointCloud2 through rclpy publishers (stage ``serialize``,
+    when rclpy imports; see the module docstring).
 
     Args:
-        resolution: ``(width, height)`` of the camera image (the network input stays the
-            model's); K is the 7-Scenes camera scaled to it.
+        resolution: ``(width, height)`` of the camera image in pixels (the network input stays
+            the model's); K is the 7-Scenes camera scaled to it.
         cloud_decimation: keep every N-th pixel of the cloud, as the node parameter.
 
     Returns:
         dict with ``model``, ``device``, ``backend``, ``input_size``, ``resolution`` ``[W, H]``,
-        ``cloud_decimation``, ``stages_ms`` (per stage ``{"p50", "p95"}`` and ``total``),
-        ``fps`` (end to end from the p50 total) and ``peak_rss_mb`` (the process's peak so far).
+        ``cloud_decimation``, ``stages_ms`` (per stage ``{"p50", "p95"}`` in ms, and ``total``;
+        ``serialize`` NaN without rclpy), ``fps`` (frames/s, end to end from the p50 total)
+        and ``peak_rss_mb`` (the process's peak so far, MiB).
     """
 
     class _Msg:  # a sensor_msgs/Image stand-in: decode cost is the same as for rclpy messages
@@ -88,24 +98,28 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
                          w / 640, h / 480)
     # the node's per-frame code: XYZRGB cloud at the image resolution / decimation
     pipeline = FramePipeline(est, PipelineConfig(cloud_decimation=cloud_decimation))
-    ser = _serializer()
     rows: Dict[str, List[float]] = {s: [] for s in STAGES + ("total",)}
-    for i in range(warmup + iters):
-        t0 = time.perf_counter()
-        frame = image_msg_to_rgb(msg)
-        t1 = time.perf_counter()
-        res = pipeline.process(frame, K, ("depth", "points"))
-        t3 = time.perf_counter()
-        if ser is not None and res.depth is not None:  # relative models publish no metres
-            ser(res.depth, res.points)
-        t4 = time.perf_counter()
-        if i < warmup:
-            continue
-        rows["decode"].append(1e3 * (t1 - t0))
-        for k in ("preprocess", "inference", "postprocess", "cloud"):
-            rows[k].append(res.timings[k])
-        rows["serialize"].append(1e3 * (t4 - t3) if ser is not None else float("nan"))
-        rows["total"].append(1e3 * (t4 - t0))
+    pub = _publisher()
+    try:
+        for i in range(warmup + iters):
+            t0 = time.perf_counter()
+            frame = image_msg_to_rgb(msg)
+            t1 = time.perf_counter()
+            res = pipeline.process(frame, K, ("depth", "points"))
+            t3 = time.perf_counter()
+            if pub is not None and res.depth is not None:  # relative models publish no metres
+                pub.publish(res.depth, res.points)
+            t4 = time.perf_counter()
+            if i < warmup:
+                continue
+            rows["decode"].append(1e3 * (t1 - t0))
+            for k in ("preprocess", "inference", "postprocess", "cloud"):
+                rows[k].append(res.timings[k])
+            rows["serialize"].append(1e3 * (t4 - t3) if pub is not None else float("nan"))
+            rows["total"].append(1e3 * (t4 - t0))
+    finally:
+        if pub is not None:
+            pub.close()
     stats = {k: {"p50": float(np.percentile(v, 50)), "p95": float(np.percentile(v, 95))}
              for k, v in rows.items()}
     return {"model": model, "device": str(est.device), "backend": est.backend,
@@ -150,6 +164,85 @@ def format_matrix(records: List[dict]) -> str:
                      + " | " + " | ".join(f"{st[s]['p50']:.1f}" for s in stages)
                      + f" | {r['fps']:.1f} | {r.get('speedup_vs_torch', float('nan')):.2f}"
                      + f" | {st['total']['p50'] / mp:.1f} |")
+    return "\n".join(lines)
+
+
+def _linear_fit(x: np.ndarray, y: np.ndarray) -> Tuple[float, float, float, float]:
+    """Least squares ``y = slope * x + intercept``: (slope, intercept, r2, max_rel_residual)."""
+    a = np.stack([x, np.ones_like(x)], axis=1)
+    (slope, intercept), *_ = np.linalg.lstsq(a, y, rcond=None)
+    resid = y - (slope * x + intercept)
+    ss_res, ss_tot = float(resid @ resid), float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0  # constant y: the flat line is exact
+    measured = y != 0
+    rel = np.abs(resid[measured]) / np.abs(y[measured])
+    return float(slope), float(intercept), r2, float(rel.max()) if rel.size else float("nan")
+
+
+def scaling_fit(records: List[dict]) -> List[dict]:
+    """Linear scaling with pixels: per (model, backend, cloud_decimation) group of
+    :func:`bench_matrix` records with at least 2 resolutions (2 distinct pixel counts), a
+    least-squares fit of the per-frame p50 time (ms) against the image size in megapixels
+    (``width * height / 1e6``), for ``total`` and for every stage of :data:`STAGES`.
+
+    A stage whose p50 is missing or not finite in any record of the group (``serialize``
+    without rclpy) is left out for that group.
+
+    Returns:
+        one dict per (group, stage), groups in the order of their first record, ``total``
+        first then :data:`STAGES`: ``model``, ``backend``, ``cloud_decimation``, ``stage``,
+        ``ms_per_mpx`` (slope, ms per megapixel), ``intercept_ms`` (ms at zero pixels),
+        ``r2`` (``1 - SS_res / SS_tot``; 1.0 when the times are all equal), ``max_rel_residual``
+        (largest ``|measured - fit| / measured`` over the records, a fraction; records measured
+        at 0 ms are skipped) and ``resolutions`` (the group's distinct ``[W, H]``, fewest pixels
+        first). With exactly 2 resolutions the line passes through both points, so ``r2`` is
+        1.0 and ``max_rel_residual`` 0 by construction: they say nothing about linearity then.
+    """
+    groups: Dict[tuple, List[dict]] = {}
+    for rec in records:
+        key = (rec["model"], rec["backend"], int(rec.get("cloud_decimation", 1)))
+        groups.setdefault(key, []).append(rec)
+    fits = []
+    for (model, backend, decimation), recs in groups.items():
+        if len({r["resolution"][0] * r["resolution"][1] for r in recs}) < 2:
+            continue
+        recs = sorted(recs, key=lambda r: r["resolution"][0] * r["resolution"][1])
+        mpx = np.array([r["resolution"][0] * r["resolution"][1] / 1e6 for r in recs])
+        resolutions = []
+        for r in recs:
+            if list(r["resolution"]) not in resolutions:
+                resolutions.append([int(v) for v in r["resolution"]])
+        for stage in ("total",) + STAGES:
+            ms = np.array([r["stages_ms"].get(stage, {}).get("p50", float("nan")) for r in recs],
+                          dtype=float)
+            if not np.all(np.isfinite(ms)):
+                continue
+            slope, intercept, r2, max_rel = _linear_fit(mpx, ms)
+            fits.append({"model": model, "backend": backend, "cloud_decimation": decimation,
+                         "stage": stage, "ms_per_mpx": slope, "intercept_ms": intercept,
+                         "r2": r2, "max_rel_residual": max_rel, "resolutions": resolutions})
+    return fits
+
+
+def format_scaling(fits: List[dict], top_stages: int = 2) -> str:
+    """Markdown table of :func:`scaling_fit` results: per group the ``total`` row, then the
+    ``top_stages`` stages with the largest slope (ms per megapixel), with intercept (ms) and R².
+    A note follows when a group has only 2 resolutions (R² = 1 by construction)."""
+    lines = ["| model | backend | decimation | stage | ms per megapixel | intercept ms | R² |",
+             "|---|---|---|---|---|---|---|"]
+    groups: Dict[tuple, List[dict]] = {}
+    for f in fits:
+        groups.setdefault((f["model"], f["backend"], f["cloud_decimation"]), []).append(f)
+    two_points = False
+    for (model, backend, decimation), rows in groups.items():
+        stages = sorted((f for f in rows if f["stage"] != "total"), key=lambda f: -f["ms_per_mpx"])
+        for f in [f for f in rows if f["stage"] == "total"] + stages[:top_stages]:
+            slope, intercept = (round(f[k], 2) + 0.0 for k in ("ms_per_mpx", "intercept_ms"))
+            lines.append(f"| {model} | {backend} | {decimation} | {f['stage']} | "
+                         f"{slope:.2f} | {intercept:.2f} | {f['r2']:.3f} |")  # no "-0.00"
+        two_points |= len(rows[0]["resolutions"]) == 2
+    if two_points:
+        lines.append("\nR² is 1 by construction for a group fitted on 2 resolutions.")
     return "\n".join(lines)
 
 

@@ -17,9 +17,9 @@ Subcommands::
     dds-check                    VGA images / clouds delivered by Fast DDS under several setups
     test                         run the test suite (pytest)
 
-ROS subcommands (play, record, demo) use the shipped Fast DDS setup unless the user made a DDS
-choice of their own (``core.dds_env``: a profile file, ``FASTDDS_BUILTIN_TRANSPORTS`` or another
-``RMW_IMPLEMENTATION``).
+ROS subcommands (play, record, demo, and bench for its publish stage) use the shipped Fast DDS
+setup unless the user made a DDS choice of their own (``core.dds_env``: a profile file,
+``FASTDDS_BUILTIN_TRANSPORTS`` or another ``RMW_IMPLEMENTATION``).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import (bench_matrix, bench_pipeline, format_matrix, format_model_table,
-                        model_table, write_json)
+                        format_scaling, model_table, scaling_fit, write_json)
     if args.model == "all":
         rows = model_table(args.device, args.iters, args.models, backends=args.backends)
         print(write_json(rows, args.json_out))
@@ -179,6 +179,7 @@ def cmd_bench(args) -> int:
         print(f"bench: unknown backend(s) {unknown}; valid: {', '.join(BACKEND_CHOICES)}",
               file=sys.stderr)
         return 2
+    _apply_ros_env()  # the serialize stage publishes with the node's DDS setup
     if len(models) == len(backends) == len(resolutions) == 1:
         res = bench_pipeline(models[0], args.device, args.precision, args.iters, image=args.image,
                              checkpoint=args.checkpoint, backend=backends[0],
@@ -190,7 +191,19 @@ def cmd_bench(args) -> int:
                            cloud_decimation=args.cloud_decimation)
     write_json(records, args.json_out)
     print(format_matrix(records))
+    fits = scaling_fit(records)
+    if fits:
+        print("\n" + format_scaling(fits))
+    if args.json_out:
+        write_json(fits, str(scaling_json_path(args.json_out)))
     return 0
+
+
+def scaling_json_path(json_out: str) -> Path:
+    """Where ``bench`` writes the linear fits of a matrix run: ``<json-out stem>.scaling.json``
+    beside ``json_out`` (``bench.json`` -> ``bench.scaling.json``)."""
+    p = Path(json_out)
+    return p.with_name(p.stem + ".scaling.json")
 
 
 def cmd_export(args) -> int:
@@ -372,7 +385,11 @@ def _args_bench(s: argparse.ArgumentParser) -> None:
     s.add_argument("--cloud-decimation", type=int, default=1, help="as the node parameter")
     s.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"],
                    choices=BACKEND_CHOICES[1:], help="with --model all: one latency column each")
-    s.add_argument("--json-out")
+    s.add_argument("--json-out",
+                   help="write the JSON here: one record, the list of per-(model, backend, "
+                        "resolution) records of a matrix run, or the --model all table; a matrix "
+                        "run also writes its per-stage linear fits of p50 ms against megapixels "
+                        "(groups with >= 2 resolutions, else []) to <stem>.scaling.json beside it")
 
 
 def _args_export(s: argparse.ArgumentParser) -> None:
