@@ -349,11 +349,7 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", default="fastdepth")
     s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id, or .onnx")
     s.add_argument("--device", default="auto")
-    s.add_argument("--backend", default="auto",
-                   help=f"one of {', '.join(BACKEND_CHOICES)}, or several comma-separated")
-    s.add_argument("--resolutions", default="640x480",
-                   help="camera image size(s) WxH, comma-separated, e.g. 320x240,640x480,1280x720")
-    s.add_argument("--cloud-decimation", type=int, default=1, help="as the node parameter")
+    s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
