@@ -5,7 +5,8 @@ Runs ``tools.bench.bench_matrix`` (the code behind ``mono-depth-ros bench``) on 
 the real architecture: timing only, nothing is downloaded; metric, so its frames end in a cloud
 like fastdepth's), backends ``torch`` (eager) and ``cuda_graph``,
 fp32 and fp16, at 320x240, 640x480 and 1280x720, plus ``device_path`` on/off at 640x480; writes
-one JSON per (model, precision) and an environment record to ``--out``.
+one JSON per model (environment, records of every precision, linear fits, fp16/bf16 depth
+difference against fp32) to ``--out``.
 
 The device machine has its own PyTorch but not every package of ours; before the run, here::
 
@@ -61,6 +62,29 @@ def da_v2_small_random(folder: Path) -> Path:
     return folder
 
 
+def precision_parity(name: str, ckpt, device: str, image) -> dict:
+    """Median and 99th-percentile relative depth difference of fp16 / bf16 against fp32 (same
+    frame, ``cuda_graph`` backend, device path on), where both are valid."""
+    import numpy as np
+
+    from mono_depth_ros.inference.estimator import DepthEstimator
+    from mono_depth_ros.tools.bench import _frame
+    rgb = _frame(image)
+    K = np.array([[585.0, 0, 320.0], [0, 585.0, 240.0], [0, 0, 1]])
+    ref = DepthEstimator(name, checkpoint=ckpt, device=device, backend="cuda_graph")
+    d32 = ref.predict(rgb, K).depth.copy()
+    out = {}
+    for precision in ("fp16", "bf16"):
+        est = DepthEstimator(name, checkpoint=ckpt, device=device, precision=precision,
+                             backend="cuda_graph")
+        d = est.predict(rgb, K).depth
+        ok = np.isfinite(d) & np.isfinite(d32)
+        rel = np.abs(d[ok] - d32[ok]) / d32[ok]
+        out[precision] = {"median_rel": float(np.median(rel)), "p99_rel": float(np.percentile(rel, 99)),
+                          "valid_fraction_changed": float((np.isfinite(d) != np.isfinite(d32)).mean())}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -81,7 +105,6 @@ def main() -> int:
         env["ort_providers"] = onnxruntime.get_available_providers()
     except ImportError:
         env["onnxruntime"] = None
-    (out / "env.json").write_text(json.dumps(env, indent=2))
     print(json.dumps(env), flush=True)
     backends = ["torch", "cuda_graph"] if cuda else ["torch"]
     precisions = ["fp32", "fp16"] if cuda else ["fp32"]
@@ -89,6 +112,14 @@ def main() -> int:
         models = {"fastdepth": None,
                   "depth_anything_v2_metric_indoor_small": str(da_v2_small_random(Path(tmp) / "da2s"))}
         for name, ckpt in models.items():
+            result = {"env": env, "records": [], "scaling": [], "precision_parity": None}
+            if cuda:
+                try:
+                    result["precision_parity"] = precision_parity(name, ckpt, args.device,
+                                                                  args.image)
+                    print(f"{name} vs fp32: {json.dumps(result['precision_parity'])}", flush=True)
+                except Exception as exc:
+                    print(f"{name} parity: {type(exc).__name__}: {exc}", flush=True)
             for precision in precisions:
                 t0 = time.time()
                 try:
@@ -103,9 +134,10 @@ def main() -> int:
                 except Exception as exc:  # keep the other runs' results
                     print(f"{name} {precision}: {type(exc).__name__}: {exc}", flush=True)
                     continue
-                stem = f"gpu_{name}_{precision}"
-                (out / f"{stem}.json").write_text(json.dumps(recs, indent=2))
-                (out / f"{stem}.scaling.json").write_text(json.dumps(fits, indent=2))
+                result["records"] += recs
+                result["scaling"] += [dict(f, precision=precision) for f in fits]
+                # one file per model (the device tool returns at most 8 files)
+                (out / f"gpu_{name}.json").write_text(json.dumps(result, indent=1))
                 print(f"\n## {name} {precision} ({time.time() - t0:.0f} s)\n"
                       + format_matrix(recs) + "\n\n" + format_scaling(fits), flush=True)
     return 0
