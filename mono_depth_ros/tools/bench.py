@@ -82,7 +82,8 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
         dict with ``model``, ``device``, ``backend``, ``input_size``, ``resolution`` ``[W, H]``,
         ``cloud_decimation``, ``stages_ms`` (per stage ``{"p50", "p95"}`` in ms, and ``total``;
         ``serialize`` NaN without rclpy), ``fps`` (frames/s, end to end from the p50 total)
-        and ``peak_rss_mb`` (the process's peak so far, MiB).
+        and ``peak_rss_mb`` (the process's peak so far, MiB); on CUDA also ``peak_cuda_mb``
+        (torch's peak allocated device memory during this run, MiB).
     """
 
     class _Msg:  # a sensor_msgs/Image stand-in: decode cost is the same as for rclpy messages
@@ -100,6 +101,8 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
     # the node's per-frame code: XYZRGB cloud at the image resolution / decimation
     pipeline = FramePipeline(est, PipelineConfig(cloud_decimation=cloud_decimation))
     keep_large_buffers()  # what depth_node does at start (core/malloc_tuning.py)
+    if est.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(est.device)
     rows: Dict[str, List[float]] = {s: [] for s in STAGES + ("total",)}
     pub = _publisher()
     try:
@@ -130,7 +133,9 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
             "cloud_decimation": int(cloud_decimation),
             "torch_threads": torch.get_num_threads(), "iters": iters, "stages_ms": stats,
             "fps": 1000.0 / stats["total"]["p50"],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            **({"peak_cuda_mb": torch.cuda.max_memory_allocated(est.device) / 2**20}
+               if est.device.type == "cuda" else {})}
 
 
 def bench_matrix(models: Sequence[str], backends: Sequence[str],
