@@ -98,7 +98,7 @@ _CITATION = ("Kumisbek et al., 'Depth Estimation Project'; Wofk et al., 'FastDep
     citation=_CITATION,
     description="EfficientNet-Lite/MobileNetV2 encoder + nearest-upsampling decoder; metric depth",
     weights_licence="non-commercial research (shipped; trained on Microsoft 7-Scenes)",
-    extras={"encoders": ENCODERS, "default_checkpoint": "fastdepth_7scenes.pt"},
+    extras={"encoders": ENCODERS, "default_checkpoint": "fastdepth_indoor.pt"},
 ))
 def fastdepth(encoder: str = "efficientnet_lite0", pretrained: Union[bool, str] = False,
               **kwargs) -> FastDepth:
