@@ -52,7 +52,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
-from ..core.malloc_tuning import keep_large_buffers
 from ..core.camera import Rectifier, camera_model
 from ..core.geometry import InvalidCameraInfo
 from ..core.health import OK, HealthMonitor, HealthReport, HealthThresholds
@@ -543,7 +542,6 @@ class LifecycleDepthNode(DepthNodeCore, LifecycleNode):
 
 
 def _spin(node_class, args=None) -> int:
-    keep_large_buffers()  # frame-sized messages reuse heap memory instead of fresh mmap pages
     rclpy.init(args=args)
     try:
         node = node_class()

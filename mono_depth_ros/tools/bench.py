@@ -35,7 +35,6 @@ import torch
 
 from ..core.image_codec import array_to_image_fields, image_msg_to_rgb
 from ..core.geometry import scale_intrinsics
-from ..core.malloc_tuning import keep_large_buffers
 from ..core.pipeline import FramePipeline, PipelineConfig
 from ..models import create_model, get_spec, list_models
 from ..models.registry import loads_checkpoint
@@ -100,7 +99,6 @@ def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str
                          w / 640, h / 480)
     # the node's per-frame code: XYZRGB cloud at the image resolution / decimation
     pipeline = FramePipeline(est, PipelineConfig(cloud_decimation=cloud_decimation))
-    keep_large_buffers()  # what depth_node does at start (core/malloc_tuning.py)
     if est.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(est.device)
     rows: Dict[str, List[float]] = {s: [] for s in STAGES + ("total",)}
