@@ -77,7 +77,7 @@ def test_export_command_then_onnx_model_equals_pytorch(tmp_path, capsys):
         main(["export", "--model", "fastdepth", "--format", "onnx", "--out", str(out)])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    assert "fastdepth_7scenes.pt" in text
+    assert "fastdepth_indoor.pt" in text
     diff = float(text.split("max |onnxruntime - pytorch| = ")[1].split()[0])
     assert diff <= 1e-5
     onnx_est = DepthEstimator("onnx", checkpoint=str(out), device="cpu")
