@@ -69,7 +69,8 @@ def test_demo_on_real_frames(tmp_path, data_dir):
     assert c["processed"] - 1 <= metrics["matched"] <= c["processed"]  # reliable recording
     assert metrics["frames"] == metrics["matched"]
     # frames 0-44 are training frames of the shipped model: this checks the pipeline, not
-    # generalisation (measured here: AbsRel ~0.06, δ1 ~0.95, constant baseline δ1 ~0.3)
+    # generalisation (the full 1000-frame demo with fastdepth_indoor.pt: AbsRel 0.082, δ1 0.937,
+    # the constant baseline δ1 0.32)
     assert metrics["mean"]["abs_rel"] < 0.12 and metrics["mean"]["delta1"] > 0.85, metrics["mean"]
     assert metrics["mean"]["delta1"] > metrics["baseline"]["mean"]["delta1"] + 0.2
     assert metrics["panels"] and all((tmp_path / "demo" / "eval").glob("panel_*.png"))
