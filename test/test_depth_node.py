@@ -408,3 +408,27 @@ def test_backend_parameter_is_validated(node):
     res = node.set_parameters([Parameter("backend", value="tensorflow")])[0]
     assert not res.successful and "torch" in res.reason and "onnxruntime" in res.reason
     assert node.p("backend") == "auto"
+
+
+def test_device_path_on_runs_the_frame_through_the_device_cloud(node):
+    """``device_path:=on`` (here on the CPU, the same code as on CUDA) rebuilds the network with
+    the device path; frames then get their cloud from the estimator and still flow."""
+    assert node.set_parameters([Parameter("device_path", value="on")])[0].successful
+    try:
+        est = node.pipeline.estimator
+        assert est.builds_clouds
+        node._on_info(info(40))
+        before = node.stats.counts["processed"]
+        rgb = rgb_frame()
+        assert node.process_frame(make_image(header(40), rgb, "rgb8"), ALL)
+        assert node.stats.counts["processed"] == before + 1
+        res = node.pipeline.process(rgb, np.array(K).reshape(3, 3), ("depth", "points"))
+        assert res.points.points.shape == (480, 640, 4)
+        z = res.points.points[..., 2]
+        assert np.array_equal(np.isnan(z), np.isnan(res.depth))
+        assert np.allclose(z[np.isfinite(z)], res.depth[np.isfinite(res.depth)])
+    finally:
+        assert node.set_parameters([Parameter("device_path", value="auto")])[0].successful
+    assert not node.pipeline.estimator.builds_clouds
+    res = node.set_parameters([Parameter("device_path", value="gpu")])[0]
+    assert not res.successful and "device_path" in res.reason
