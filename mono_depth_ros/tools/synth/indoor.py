@@ -848,6 +848,12 @@ class IndoorScene(PybulletClient):
         """Remember a horizontal surface for clutter."""
         self._surfaces.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), float(z)))
 
+    def _footprint_surface(self, c, e, n, width: float, depth: float, z: float) -> None:
+        """Remember the top (height ``z``, m) of a piece standing against a wall: centre ``c``,
+        ``width`` along ``e``, ``depth`` along the inward normal ``n``."""
+        a, b = c - e * width / 2 - n * depth / 2, c + e * width / 2 + n * depth / 2
+        self._surface(a[0], a[1], b[0], b[1], z)
+
     def _counter(self, rng, c, e, n, width, depth, half) -> float:
         h = rng.uniform(0.85, 0.95)
         body = _rgb(rng.uniform(0, 1), rng.uniform(0, 0.4), rng.uniform(0.3, 1.0))
@@ -887,9 +893,7 @@ class IndoorScene(PybulletClient):
                     body,
                     tex=self._wood(rng),
                 )
-        self._surface(
-            *(c - e * width / 2 - n * depth / 2)[:2], *(c + e * width / 2 + n * depth / 2)[:2], h
-        )
+        self._footprint_surface(c, e, n, width, depth, h)
         return h
 
     def _cabinet(self, rng, c, e, n, width, depth, half) -> float:
@@ -901,9 +905,7 @@ class IndoorScene(PybulletClient):
             _rgb(rng.uniform(0, 1), rng.uniform(0, 0.5), rng.uniform(0.25, 1.0)),
             tex=self._wood(rng),
         )
-        self._surface(
-            *(c - e * width / 2 - n * depth / 2)[:2], *(c + e * width / 2 + n * depth / 2)[:2], h
-        )
+        self._footprint_surface(c, e, n, width, depth, h)
         return h
 
     def _wardrobe(self, rng, c, e, n, width, depth, half) -> float:
@@ -1068,9 +1070,7 @@ class IndoorScene(PybulletClient):
                 half(0.03, 0.03, 0.06),
                 _rgb(0, 0, 0.1),
             )
-        self._surface(
-            *(c - e * width / 2 - n * depth / 2)[:2], *(c + e * width / 2 + n * depth / 2)[:2], h
-        )
+        self._footprint_surface(c, e, n, width, depth, h)
         return h
 
     def _free_furniture(self, rng) -> None:
