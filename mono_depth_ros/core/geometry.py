@@ -67,13 +67,21 @@ def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return M
 
 
-def _ray_grid(K: np.ndarray, h: int, w: int, step: int) -> Tuple[np.ndarray, np.ndarray]:
+def ray_grid(K: np.ndarray, h: int, w: int, step: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Normalised ray coordinates of every ``step``-th pixel of an ``h x w`` image with ``K``:
+    ``((u - cx) / fx, (v - cy) / fy)`` as two ``ceil(h/step) x ceil(w/step)`` float32 arrays
+    (broadcast views; computed in float64). The cloud builders multiply them by depth."""
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     u = np.arange(0, w, step, dtype=np.float64)
     v = np.arange(0, h, step, dtype=np.float64)
     rx = ((u - cx) / fx).astype(np.float32)[None, :]
     ry = ((v - cy) / fy).astype(np.float32)[:, None]
     return np.broadcast_to(rx, (len(v), len(u))), np.broadcast_to(ry, (len(v), len(u)))
+
+
+def ray_key(K: np.ndarray, h: int, w: int, step: int) -> tuple:
+    """Cache key of :func:`ray_grid`'s result (size, step and fx, cx, fy, cy to 1e-6 px)."""
+    return (h, w, step, tuple(np.round(np.asarray(K, dtype=np.float64).ravel()[[0, 2, 4, 5]], 6)))
 
 
 @dataclass(frozen=True)
@@ -163,9 +171,9 @@ class CloudBuilder:
         """
         d = self.decimation
         h, w = depth.shape
-        key = (h, w, d, tuple(np.round(K.ravel()[[0, 2, 4, 5]], 6)))
+        key = ray_key(K, h, w, d)
         if key != self._key:
-            self._rays = tuple(np.ascontiguousarray(r) for r in _ray_grid(K, h, w, d))
+            self._rays = tuple(np.ascontiguousarray(r) for r in ray_grid(K, h, w, d))
             hh, ww = self._rays[0].shape
             self._buf = np.empty((hh, ww, len(self.fields)), dtype=np.float32)
             self._key = key

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.geometry import ray_grid, ray_key
 from ..models.spec import ModelSpec, output_to_metric_depth
 from .preprocess import Prepared, network_size, normalize_images, prepare, restore
 
@@ -219,12 +220,13 @@ class DeviceFrame:
         return Prepared(F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False))
 
     def _ray_grid(self, K: np.ndarray, h: int, w: int, step: int):
-        key = (h, w, step, tuple(np.round(np.asarray(K, float).ravel()[[0, 2, 4, 5]], 6)))
+        """:func:`~mono_depth_ros.core.geometry.ray_grid` (the host cloud's rays, so both
+        clouds are the same floats) as a row and a column on the device, cached per K/size."""
+        key = ray_key(K, h, w, step)
         if key != self._rays_key:
-            fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-            u = torch.arange(0, w, step, dtype=torch.float64, device=self.device)
-            v = torch.arange(0, h, step, dtype=torch.float64, device=self.device)
-            self._rays = (((u - cx) / fx).float()[None, :], ((v - cy) / fy).float()[:, None])
+            rx, ry = ray_grid(K, h, w, step)
+            self._rays = (torch.from_numpy(rx[:1].copy()).to(self.device),
+                          torch.from_numpy(ry[:, :1].copy()).to(self.device))
             self._rays_key = key
         return self._rays
 
