@@ -106,3 +106,21 @@ def test_dds_check_shipped_setup_delivers_best_effort_vga_clouds(tmp_path):
     assert row["matched"] == 1 and row["publisher_rc"] == 0
     assert row["received"] >= 9, row
     assert "| profile | profile | VGA cloud | best_effort |" in res.stdout
+
+
+def test_evaluate_records_the_precision_that_ran(tmp_path, data_dir):
+    # bf16 runs on a CPU (autocast); fp16 has no CPU kernels here: fp32, said on stderr and in
+    # the JSON, so a precision comparison cannot silently compare fp32 with itself
+    runs = {}
+    for precision in ("bf16", "fp16"):
+        res = cli("evaluate", "--model", "fastdepth", "--data", str(data_dir / "kitti-raw-frame"),
+                  "--device", "cpu", "--backend", "torch", "--precision", precision,
+                  "--panels", "0", "--out", str(tmp_path / precision))
+        assert res.returncode == 0, res.stderr[-3000:]
+        runs[precision] = (json.loads((tmp_path / precision / "metrics.json").read_text()), res)
+    assert runs["bf16"][0]["precision"] == "bf16" and runs["bf16"][0]["backend"] == "torch"
+    assert runs["fp16"][0]["precision"] == "fp32"
+    assert "fp16 needs a CUDA device" in runs["fp16"][1].stderr
+    bad = cli("evaluate", "--data", str(data_dir / "kitti-raw-frame"), "--precision", "fp8",
+              "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

@@ -150,8 +150,10 @@ def test_backend_auto_uses_onnxruntime_for_trained_fastdepth_on_cpu_with_a_cache
 
 
 def test_cli_backend_choices_are_the_registry_choices():
-    from mono_depth_ros.tools.cli import BACKEND_CHOICES
+    from mono_depth_ros.inference.estimator import PRECISIONS
+    from mono_depth_ros.tools.cli import BACKEND_CHOICES, PRECISION_CHOICES
     assert BACKEND_CHOICES == backends.CHOICES
+    assert PRECISION_CHOICES == tuple(PRECISIONS)
     assert set(backends.BACKENDS) == set(backends.CHOICES) - {"auto"}
 
 

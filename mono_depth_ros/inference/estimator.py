@@ -161,6 +161,7 @@ class DepthEstimator:
 
     Attributes:
         spec: the model's contract; ``warnings``: messages for the caller to log once;
+        ``precision``: the precision that runs (``fp32`` after a fallback);
         ``backend``: the backend in use; ``builds_clouds``: ``predict`` can build the cloud on
         the device.
 
@@ -177,6 +178,7 @@ class DepthEstimator:
                  use_camera_focal: bool = True, device_path: str = "auto"):
         self.device, self.warnings = select_device(device)
         self.dtype, more = select_precision(precision, self.device)
+        self.precision = next(k for k, v in PRECISIONS.items() if v == self.dtype)
         self.warnings += more
         self.use_camera_focal = bool(use_camera_focal)
         model_kwargs = dict(model_kwargs or {})

@@ -38,6 +38,8 @@ from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument d
 
 #: Values of --backend (mono_depth_ros.inference.backends.CHOICES, without importing torch).
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "cuda_graph", "tensorrt")
+#: Values of --precision (mono_depth_ros.inference.estimator.PRECISIONS, without importing torch).
+PRECISION_CHOICES = ("fp32", "fp16", "bf16")
 DEFAULT_DATA = (package_share_dir() / ".." / "shared" / "data" / "7scenes-redkitchen").resolve()
 
 
@@ -143,7 +145,7 @@ def cmd_evaluate(args) -> int:
         ds = open_dataset(args.data, parse_frames(args.frames))
         lo, hi = ds.eval_range
         est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device,
-                             backend=args.backend)
+                             backend=args.backend, precision=args.precision)
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
@@ -350,6 +352,8 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id, or .onnx")
     s.add_argument("--device", default="auto")
     s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    s.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
+                   help="network precision (autocast); fp32 where the device lacks it (a warning)")
     s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
@@ -370,7 +374,7 @@ def _args_bench(s: argparse.ArgumentParser) -> None:
                         "for the table of every network")
     s.add_argument("--models", nargs="*", help="with --model all: only these")
     s.add_argument("--device", default="cpu")
-    s.add_argument("--precision", default="fp32")
+    s.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES)
     s.add_argument("--iters", type=int, default=50)
     s.add_argument("--image", help="an image file to use instead of noise")
     s.add_argument("--checkpoint")

@@ -238,6 +238,8 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
             extra = {"scale_fit": fit}
         ev.add(s.name, depth, s.depth, s.rgb, extra)
     extra = {"model": estimator.name, "checkpoint": estimator.checkpoint,
+             "backend": getattr(estimator, "backend", None),
+             "precision": getattr(estimator, "precision", None),
              "scale_source": scale_source or "none"}
     if scaler is not None:
         from .scale_eval import summarize_fits
