@@ -307,3 +307,32 @@ def test_bench_publisher_delivers_the_node_outputs(ros_env):
         listener.destroy_node()
     finally:
         ctx.try_shutdown()
+
+
+# --------------------------------------------------------------------------- CLI input errors
+def test_cli_input_errors_are_one_line_and_exit_2_bugs_keep_their_traceback(tmp_path, capsys,
+                                                                            monkeypatch, data_dir):
+    from mono_depth_ros.tools import cli
+    monkeypatch.delenv(cli.TRACEBACK_ENV, raising=False)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["evaluate", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith("mono-depth-ros evaluate: error: ") and "missing" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["evaluate", "--model", "no_such_net", "--data",
+                  str(data_dir / "kitti-raw-frame"), "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and "unknown model 'no_such_net'" in capsys.readouterr().err
+    # the traceback on request, and a bug (not an input error) is never turned into a message
+    monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
+    with pytest.raises(ValueError):
+        cli.main(["evaluate", "--data", str(tmp_path / "missing")])
+    monkeypatch.delenv(cli.TRACEBACK_ENV)
+
+    def broken(args):
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(cli, "COMMANDS", [(n, h, a, broken if n == "models" else f)
+                                          for n, h, a, f in cli.COMMANDS])
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["models"])

@@ -512,13 +512,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Set to 1 for the full traceback of an input error instead of its one-line message.
+TRACEBACK_ENV = "MONO_DEPTH_ROS_TRACEBACK"
+
+
+def _input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is what commands raise for bad input (an argument value, a missing or
+    unreadable file, an unknown model, a missing optional package), not a bug."""
+    if isinstance(exc, (ValueError, OSError, ImportError)):
+        return True
+    from ..models.registry import UnknownModelError
+    return isinstance(exc, UnknownModelError)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
-    """Console entry point ``mono-depth-ros``."""
+    """Console entry point ``mono-depth-ros``.
+
+    Exit status: the command's; 2 for bad arguments (argparse) and for input errors
+    (:func:`_input_error`), which print one line ``mono-depth-ros CMD: error: ...`` on stderr
+    (the traceback with ``MONO_DEPTH_ROS_TRACEBACK=1``).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["test"]:  # everything after "test" belongs to pytest
         raise SystemExit(cmd_test(argv[1:]))
     args = build_parser().parse_args(argv)
-    raise SystemExit(args.func(args))
+    try:
+        code = args.func(args)
+    except Exception as exc:  # noqa: BLE001  (sorted below: input errors vs bugs)
+        if os.environ.get(TRACEBACK_ENV) == "1" or not _input_error(exc):
+            raise
+        print(f"mono-depth-ros {args.command}: error: {exc}", file=sys.stderr)
+        code = 2
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
