@@ -19,7 +19,7 @@ from typing import Collection, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .geometry import CloudBuilder, OrganizedCloud, obstacle_depth
-from .scale import MetricScaler, Reference, ScaleState
+from .scale import MetricScaler, Reference, ScaleState, positive_reciprocal
 from .visualize import colorize_depth, colorize_labels
 
 #: Outputs :meth:`FramePipeline.process` can compute (the node's topic for each in brackets):
@@ -184,8 +184,7 @@ class FramePipeline:
         depth = pred.depth
         if depth is None and relative is not None and self.scaler is not None:
             # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                depth = np.where(relative > 0, 1.0 / relative, np.nan).astype(np.float32)
+            depth = positive_reciprocal(relative)
         res = FrameResult(depth=depth, labels=pred.labels, timings=dict(pred.timings),
                           relative=relative)
         if self.scaler is not None:

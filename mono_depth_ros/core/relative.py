@@ -13,7 +13,7 @@ from typing import Tuple
 
 import numpy as np
 
-from .scale import MODE_INVERSE_AFFINE, least_squares
+from .scale import MODE_INVERSE_AFFINE, least_squares, positive_reciprocal
 
 
 def align_inverse_depth(relative: np.ndarray, reference: np.ndarray, min_depth: float,
@@ -46,8 +46,5 @@ def align_inverse_depth(relative: np.ndarray, reference: np.ndarray, min_depth: 
     if fit is None:
         return np.full(relative.shape, np.nan, np.float32), float("nan"), float("nan")
     s, t = fit
-    inv = s * rel + t
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.where(inv > 0, 1.0 / inv, np.nan)
-    depth = np.clip(depth, min_depth, max_depth)
-    return depth.astype(np.float32), float(s), float(t)
+    depth = np.clip(positive_reciprocal(s * rel + t), min_depth, max_depth)
+    return depth, float(s), float(t)

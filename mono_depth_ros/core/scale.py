@@ -96,6 +96,17 @@ class ScaleFit:
                 "reason": self.reason}
 
 
+def positive_reciprocal(x: np.ndarray) -> np.ndarray:
+    """``1 / x`` where ``x > 0``, NaN elsewhere (and where ``x`` is NaN), as float32: inverse
+    depth (1/m, or a relative model's affine-invariant output read as ``1 / x``) -> depth.
+
+    Args:
+        x: float array of any shape.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, 1.0 / x, np.nan).astype(np.float32, copy=False)
+
+
 def apply_scale(pred: np.ndarray, scale: float, shift: float = 0.0, mode: str = MODE_SCALE
                 ) -> np.ndarray:
     """Metric depth from a prediction and a fitted ``(scale, shift)``.
@@ -114,8 +125,7 @@ def apply_scale(pred: np.ndarray, scale: float, shift: float = 0.0, mode: str = 
         return pred * np.float32(scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = np.float32(scale) / pred + np.float32(shift)
-        out = np.where(inv > 0, 1.0 / inv, np.nan)
-    return out.astype(np.float32, copy=False)
+    return positive_reciprocal(inv)
 
 
 def _residuals(p: np.ndarray, g: np.ndarray, s, t, mode: str) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..core.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
 from ..core.relative import align_inverse_depth
+from ..core.scale import positive_reciprocal
 from ..core.visualize import error_panel
 
 
@@ -228,8 +229,7 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         relative = getattr(pred, "relative", None)
         if relative is not None and scaler is not None:
             # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                depth = np.where(relative > 0, 1.0 / relative, np.nan).astype(np.float32)
+            depth = positive_reciprocal(relative)
         elif relative is not None:  # no scale source: scale and shift from the ground truth
             depth = align_inverse_depth(relative, s.depth, min_depth, max_depth)[0]
         if scaler is not None:
