@@ -27,6 +27,7 @@ import torch
 from ..core.image_codec import MAX_DECODED_PIXELS
 from ..core.pipeline import PipelineConfig
 from ..models import get_spec, list_models, load_checkpoint
+from ..models.hf import is_hub_id
 from ..models.registry import loads_checkpoint
 from .backends import CHOICES as BACKEND_CHOICES
 from .estimator import (DEVICE_PATH_CHOICES, PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator,
@@ -224,7 +225,7 @@ def check_external_checkpoint(path: str, model: str) -> Optional[str]:
     p = Path(path).expanduser()
     if model == "onnx":
         return None if p.is_file() else f"checkpoint {path!r} (an .onnx file) does not exist"
-    if p.is_dir() or (path.count("/") == 1 and not path.startswith((".", "/", "~"))):
+    if p.is_dir() or is_hub_id(path):
         return None
     return f"checkpoint {path!r} is neither a save_pretrained folder nor a hub id (owner/name)"
 

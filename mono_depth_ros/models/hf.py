@@ -187,6 +187,13 @@ def fetch_instructions(hub_id: str) -> str:
             f"checkpoint:={local} (or --checkpoint {local})")
 
 
+def is_hub_id(source: str) -> bool:
+    """Whether ``source`` names a hub repository (``owner/name``) rather than a local path: one
+    ``/``, no ``.``, ``/`` or ``~`` in front, and nothing of that name here."""
+    return (source.count("/") == 1 and not source.startswith((".", "/", "~"))
+            and not Path(source).exists())
+
+
 def processor_overrides(config: dict, family: Family) -> dict:
     """Spec fields from a ``preprocessor_config.json`` dict (keys it lacks keep the family's
     defaults): ``input_size``, ``mean``, ``std`` and the :class:`Preprocessing` recipe."""
@@ -269,8 +276,7 @@ def load_hf_model(name: str, checkpoint: Optional[str] = None) -> HFDepthModel:
     spec = hf_spec(name)
     hub_id, family = spec.extras["hub_id"], FAMILIES[spec.extras["family"]]
     source = checkpoint or hub_id
-    looks_local = (source.startswith((".", "/", "~")) or Path(source).exists()
-                   or source.count("/") != 1)
+    looks_local = not is_hub_id(source)
     if looks_local and not Path(source).expanduser().is_dir():
         raise FileNotFoundError(f"{name}: checkpoint folder not found: {source} (a save_pretrained "
                                 f"folder or a hub id such as {hub_id})")
