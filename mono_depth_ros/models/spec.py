@@ -225,7 +225,8 @@ def _canonical_inverse(out, spec: "ModelSpec", fx_norm: float):
     return _positive_inverse(float(fx_norm), out)
 
 
-def _no_scale(out: np.ndarray, spec: "ModelSpec", fx_norm: float) -> np.ndarray:
+def _no_scale(out, spec: "ModelSpec", fx_norm: float):
+    # RELATIVE_KINDS: the conversion table itself refuses them
     raise ValueError(f"{spec.name}: {spec.output_kind} has no metric scale")
 
 
@@ -274,8 +275,6 @@ def output_to_metric_depth(output, spec: ModelSpec, fx: float, width: int):
     """
     if not (fx > 0 and width > 0):
         raise ValueError(f"fx and width must be positive, got fx={fx}, width={width}")
-    if spec.is_relative:
-        raise ValueError(f"{spec.name}: {spec.output_kind} has no metric scale")
     fx_norm = fx / width
     to_depth, _ = OUTPUT_CONVERSIONS[spec.output_kind]
     output = output.float() if _is_tensor(output) else output.astype(
