@@ -120,10 +120,15 @@ def export_onnx(net: nn.Module, spec: ModelSpec, path: Union[str, Path], example
     return path
 
 
-def parity(net: nn.Module, onnx_path: Union[str, Path], example: torch.Tensor) -> Dict[str, float]:
-    """Largest absolute difference between PyTorch and ONNX Runtime outputs, per output name."""
+def parity(net: nn.Module, onnx_path: Union[str, Path], example: torch.Tensor,
+           reference=None) -> Dict[str, float]:
+    """Largest absolute difference between PyTorch and ONNX Runtime outputs, per output name.
+
+    Args:
+        reference: ``net(example)`` when the caller has it already (not run again).
+    """
     with torch.inference_mode():
-        ref = net(example)
+        ref = net(example) if reference is None else reference
         got = OnnxModel(str(onnx_path))(example.cpu())
     ref = {k: v for k, v in ref.items() if torch.is_tensor(v)} if isinstance(ref, dict) \
         else {"depth": ref}

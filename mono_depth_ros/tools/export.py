@@ -58,10 +58,10 @@ def export_model(model: str, out: str, checkpoint: Optional[str] = None,
     x = torch.rand(1, channels, h, w, generator=gen) * 2 - 1
     path = export_onnx(est.net, est.spec.replace(input_size=(h, w)), out, x)
     net = est.net.to(device)
-    diffs = parity(net, path, x.to(device))
     with torch.inference_mode():
-        ref = net(x.to(device))
-    ref = ref["depth"] if isinstance(ref, dict) and "depth" in ref else ref
+        out = net(x.to(device))
+    diffs = parity(net, path, x.to(device), reference=out)
+    ref = out["depth"] if isinstance(out, dict) and "depth" in out else out
     rng = [float(ref.min()), float(ref.max())] if torch.is_tensor(ref) else None
     return {"path": str(path), "input": [1, channels, h, w], "max_abs_diff": diffs,
             "output_range": rng, "checkpoint": est.checkpoint, "warnings": est.warnings}
