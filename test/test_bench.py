@@ -324,6 +324,10 @@ def test_cli_input_errors_are_one_line_and_exit_2_bugs_keep_their_traceback(tmp_
         cli.main(["evaluate", "--model", "no_such_net", "--data",
                   str(data_dir / "kitti-raw-frame"), "--out", str(tmp_path / "o")])
     assert stop.value.code == 2 and "unknown model 'no_such_net'" in capsys.readouterr().err
+    for bad, words in (("640x-1", "must be positive"), ("64Ox480", "must be WxH")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["bench", "--resolutions", f"320x240,{bad}", "--iters", "1"])
+        assert stop.value.code == 2 and words in capsys.readouterr().err, bad
     # the traceback on request, and a bug (not an input error) is never turned into a message
     monkeypatch.setenv(cli.TRACEBACK_ENV, "1")
     with pytest.raises(ValueError):

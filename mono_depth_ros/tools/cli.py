@@ -169,13 +169,14 @@ def cmd_evaluate(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import (bench_matrix, bench_pipeline, format_matrix, format_model_table,
                         format_scaling, model_table, scaling_fit, write_json)
+    from .export import parse_size
     if args.model == "all":
         rows = model_table(args.device, args.iters, args.models, backends=args.backends)
         print(write_json(rows, args.json_out))
         print("\n" + format_model_table(rows, args.device, args.backends))
         return 0
     models, backends = args.model.split(","), args.backend.split(",")
-    resolutions = [tuple(int(v) for v in r.lower().split("x")) for r in args.resolutions.split(",")]
+    resolutions = [parse_size(r, "WxH", "640x480") for r in args.resolutions.split(",")]
     unknown = [b for b in backends if b not in BACKEND_CHOICES]
     if unknown:
         print(f"bench: unknown backend(s) {unknown}; valid: {', '.join(BACKEND_CHOICES)}",

@@ -14,8 +14,10 @@ from typing import Optional, Tuple
 import torch
 
 
-def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    """``"HxW"`` -> ``(H, W)``; None stays None.
+def parse_size(text: Optional[str], layout: str = "HxW", example: str = "192x256"
+               ) -> Optional[Tuple[int, int]]:
+    """``"AxB"`` -> ``(A, B)``, two positive integers in ``layout`` order (``HxW`` for a
+    network input, ``WxH`` for a camera resolution); None stays None.
 
     Raises:
         ValueError: not two positive integers separated by ``x``.
@@ -23,12 +25,12 @@ def parse_size(text: Optional[str]) -> Optional[Tuple[int, int]]:
     if not text:
         return None
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
+        a, b = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"size must be HxW, e.g. 192x256, got {text!r}") from None
-    if h <= 0 or w <= 0:
+        raise ValueError(f"size must be {layout}, e.g. {example}, got {text!r}") from None
+    if a <= 0 or b <= 0:
         raise ValueError(f"size must be positive, got {text!r}")
-    return h, w
+    return a, b
 
 
 def export_model(model: str, out: str, checkpoint: Optional[str] = None,
