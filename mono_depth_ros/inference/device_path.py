@@ -100,7 +100,6 @@ class GraphRunner:
         self.captures = 0
         self.fallbacks = 0
         self.last_error: Optional[str] = None
-        self.spec = getattr(fn, "spec", None)
 
     def _key(self, x: torch.Tensor) -> tuple:
         amp = torch.is_autocast_enabled(x.device.type)

@@ -151,8 +151,9 @@ class DepthEstimator:
         seg_checkpoint: weights for the ``unet_seg`` front end of semantic-input models.
         stateful: keep recurrent state across frames for models that have it.
         model_kwargs: architecture options passed to ``create_model``.
-        backend: ``auto`` (ONNX Runtime on the CPU where measured faster, see
-            ``inference.backends``), ``torch`` or ``onnxruntime``.
+        backend: one of :data:`~mono_depth_ros.inference.backends.CHOICES`: ``auto`` (ONNX
+            Runtime on the CPU where measured faster), ``torch``, ``onnxruntime``, or on CUDA
+            ``cuda_graph`` / ``tensorrt``.
         use_camera_focal: models that predict their focal length (Depth Pro) use the camera's
             ``fx`` from ``K`` instead (a robot knows its camera); False uses the prediction.
         device_path: ``auto`` (on for CUDA), ``on`` or ``off``: pre-/post-processing and the

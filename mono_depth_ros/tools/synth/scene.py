@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from .render import (BUILDING, CLASS_NAMES, CYCLIST, FAR, FENCE, FOV_RANGE, HEIGHT_RANGE, LANEMARK,
-                     PybulletClient, MAX_GEOMETRY_DEPTH, MISC, NEAR, PEDESTRIAN, PITCH_RANGE, POLE, ROAD, SIDEWALK,
-                     SIGN, SKY, SKY_DEPTH, SPEED_RANGE, TRAFFIC_LIGHT, VEGETATION, VEHICLE, _BEHIND,
+                     MAX_GEOMETRY_DEPTH, MISC, NEAR, PEDESTRIAN, PITCH_RANGE, POLE, ROAD, SIDEWALK,
+                     PybulletClient, SIGN, SKY, SKY_DEPTH, SPEED_RANGE, TRAFFIC_LIGHT, VEGETATION, VEHICLE, _BEHIND,
                      _GROUND, _MASK24, camera_pose, opengl_depth_to_metric,
                      street_length, vertical_fov)
 
