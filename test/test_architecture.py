@@ -185,8 +185,8 @@ def test_setup_code_is_not_in_the_installed_package(tmp_path):
     assert "fastdepth" in res.stdout and "creating virtual environment" not in res.stdout + res.stderr
 
 
-def test_readme_code_layout_matches_the_tree():
-    text = (ROOT / "README.md").read_text()
+def test_documented_code_layout_matches_the_tree():
+    text = (ROOT / "docs" / "architecture.md").read_text()
     section = text.split("## Code layout", 1)[1].split("```", 2)[1]
     listed = {line.split()[0].rstrip("/") for line in section.strip().splitlines()
               if line.startswith("mono_depth_ros/")}
