@@ -133,3 +133,46 @@ def test_output_camera_info_describes_the_published_image():
     np.testing.assert_allclose(np.reshape(out["p"], (3, 4))[:, :3], np.reshape(out["k"], (3, 3)))
     plain = output_camera_info(camera_model(_info(roi=(100, 50, 400, 300)), 400, 300))
     assert plain["k"][2] == 400.0 and plain["k"][0] == 500.0
+
+
+def test_rectification_aims_at_P_not_K():
+    """camera_calibration writes P != K (its alpha-0 focal and centre). Dots seen through the
+    lens land, after rectification, where P projects them (maps aimed at K would put them tens
+    of pixels off here), and output_K is P's."""
+    w, h, model = 320, 240, "plumb_bob"
+    D = DISTORTIONS[model]
+    K = np.array([[250.0, 0, 160.0], [0, 262.0, 120.0], [0, 0, 1]])
+    P = np.array([[205.0, 0, 150.0, 0], [0, 214.0, 126.0, 0], [0, 0, 1, 0]])
+    info = _info(w, h, 250.0, 262.0, 160.0, 120.0, D, model, p=P.ravel().tolist())
+    cam = camera_model(info, w, h)
+    np.testing.assert_allclose(cam.output_K, P[:, :3])
+    gx, gy = np.meshgrid(np.linspace(-0.45, 0.45, 5), np.linspace(-0.32, 0.32, 4))
+    pts = np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)], axis=1) * 3.0
+    rect = Rectifier().rectify(_dot_image(w, h, K, D, model, pts), cam)
+    expected = (pts / pts[:, 2:]) @ P[:, :3].T
+    n, _, _, centroids = cv2.connectedComponentsWithStats((rect[..., 0] > 60).astype(np.uint8))
+    assert n - 1 == len(expected)
+    err = np.min(np.linalg.norm(centroids[1:, None] - expected[None, :, :2], axis=2), axis=0)
+    assert err.max() < 0.35, err
+
+
+@pytest.mark.parametrize("model", sorted(DISTORTIONS))
+def test_pixels_without_a_source_are_marked_invalid(model):
+    """A barrel lens rectified to a wider P (camera_calibration's alpha = 1: every raw pixel
+    kept) leaves black borders: valid_mask is False exactly where the rectified image took any
+    of its value from the black fill (and True in the middle); it is computed once per camera,
+    with the maps."""
+    w, h = 320, 240
+    D = DISTORTIONS[model]
+    P = [120.0, 0, 160.0, 0, 0, 120.0, 120.0, 0, 0, 0, 1, 0]  # 0.6 x the focal of K
+    cam = camera_model(_info(w, h, 200.0, 200.0, 160.0, 120.0, D, model, p=P), w, h)
+    r = Rectifier()
+    valid = r.valid_mask(cam)
+    assert valid.shape == (h, w) and valid.dtype == bool
+    assert not valid[0, 0] and not valid[-1, -1] and valid[h // 2, w // 2]
+    assert 0.02 < 1 - valid.mean() < 0.6
+    white = r.rectify(np.full((h, w, 3), 255, np.uint8), cam)
+    np.testing.assert_array_equal(valid, (white == 255).all(axis=2))
+    assert r.valid_mask(cam) is valid  # cached with the maps
+    plain = camera_model(_info(w, h, 200.0, 200.0, 160.0, 120.0), w, h)
+    assert r.valid_mask(plain) is None  # nothing rectified: every pixel is content

@@ -109,3 +109,63 @@ def test_real_estimator_through_the_pipeline():
     assert valid.any()
     assert np.all((res.depth[valid] >= est.min_depth) & (res.depth[valid] <= est.max_depth))
     np.testing.assert_array_equal(res.points.points[..., 2][valid], res.depth[valid])
+
+
+class _Scaler:
+    """Records the depth it was given and returns it unscaled (ScaledDepth-like)."""
+
+    def __call__(self, depth, K, t, kind, reference, valid_range):
+        self.seen = depth.copy()
+        return SimpleNamespace(depth=depth * 2.0, state=SimpleNamespace(status="fitted"),
+                               warnings=[])
+
+
+def _valid_mask():
+    valid = np.ones((H, W), bool)
+    valid[:2, :] = valid[:, :3] = False  # the border rectification filled with black
+    return valid
+
+
+def test_pixels_without_image_content_are_nan_in_every_output():
+    """Rectification's black fill (valid False) is never published as depth: NaN in the depth,
+    the clouds and the relative output, and the scaler never fits on it."""
+    valid = _valid_mask()
+    scaler = _Scaler()
+    res = FramePipeline(FakeEstimator(), scaler=scaler).process(_rgb(), K, OUTPUTS, valid=valid)
+    assert np.isnan(res.depth[~valid]).all() and (res.depth[valid] == 4.0).all()
+    assert np.isnan(scaler.seen[~valid]).all()
+    for cloud in (res.points.points, res.obstacles.points):
+        assert np.isnan(cloud[~valid][:, :3]).all()
+    assert (res.points.points[valid][:, 2] == 4.0).all()
+    rel = FramePipeline(_RelativeEstimator()).process(_rgb(), K, OUTPUTS, valid=valid).relative
+    assert np.isnan(rel[~valid]).all() and (rel[valid] == 0.5).all()
+    with pytest.raises(ValueError, match="valid mask"):
+        FramePipeline(FakeEstimator()).process(_rgb(), K, valid=valid[1:])
+
+
+class _RelativeEstimator(FakeEstimator):
+    def predict(self, rgb, K):
+        return SimpleNamespace(depth=None, labels=None, relative=np.full(rgb.shape[:2], 0.5,
+                                                                          np.float32), timings={})
+
+
+class _DeviceCloudEstimator(FakeEstimator):
+    """Builds the cloud itself (the device path): xyz of depth 2 m, every pixel finite."""
+
+    builds_clouds = True
+
+    def predict(self, rgb, K, cloud_decimation=1, cloud_rgb=True):
+        pred = super().predict(rgb, K)
+        d = cloud_decimation
+        pred.points = np.full((-(-H // d), -(-W // d), 4), 2.0, np.float32)
+        return pred
+
+
+@pytest.mark.parametrize("decimation", [1, 2])
+def test_device_cloud_is_masked_like_the_depth(decimation):
+    valid = _valid_mask()
+    pipe = FramePipeline(_DeviceCloudEstimator(), PipelineConfig(cloud_decimation=decimation))
+    res = pipe.process(_rgb(), K, ("depth", "points"), valid=valid)
+    pts = res.points.points
+    assert np.isnan(pts[~valid[::decimation, ::decimation]][:, :3]).all()
+    assert (pts[valid[::decimation, ::decimation]][:, 2] == 2.0).all()

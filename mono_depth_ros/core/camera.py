@@ -9,7 +9,11 @@ taken from it. Following ``image_geometry.PinholeCameraModel``: the image's intr
 Lens distortion (``plumb_bob``, ``rational_polynomial``: OpenCV's model; ``equidistant``:
 OpenCV's fisheye model) is removed by **rectifying the image before inference** with the
 maps of ``cv2.initUndistortRectifyMap(K, D, R, P)`` (what ``image_proc``'s rectify node does),
-cached per camera. Rectifying first, rather than back-projecting through undistorted rays, is
+cached per camera. Pixels of the rectified image that have no source pixel (outside the
+raw image: the black corners of a barrel-distorted lens, or the border a rotating R leaves) are
+not image content: :meth:`Rectifier.valid_mask` remaps a validity mask once per camera with
+the same maps, and the pipeline sets the depth there to NaN (REP 118: no measurement), so no
+depth computed on black fill is ever published. Rectifying first, rather than back-projecting through undistorted rays, is
 what the networks expect (they were trained on pinhole images, so straight lines stay
 straight) and it makes every output - depth image, cloud, ``depth/camera_info`` - a plain pinhole
 camera that any consumer reads correctly: the published camera_info is ``P``'s camera with
@@ -158,27 +162,46 @@ class Rectifier:
 
     ``rectify(rgb, cam)`` returns ``rgb`` itself for a camera that needs no rectification, else
     an undistorted ``H x W x 3`` uint8 image of the same size whose intrinsics are
-    ``cam.output_K`` (bilinear interpolation, black outside the lens' field of view).
+    ``cam.output_K`` (``P[:, :3]``: the maps aim at P, as image_geometry's ``rectifyImage``;
+    bilinear interpolation, black outside the lens' field of view). ``valid_mask(cam)`` says
+    which of its pixels are image content (computed with the maps, once per camera).
     """
 
     def __init__(self):
         self._key: Optional[tuple] = None
         self._maps: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        self._valid: Optional[np.ndarray] = None
 
     def maps(self, cam: CameraModel) -> Tuple[np.ndarray, np.ndarray]:
-        """``(map_x, map_y)`` float32 for ``cv2.remap`` (computed once per camera)."""
+        """``(map_x, map_y)`` float32 for ``cv2.remap`` (computed once per camera, with the
+        validity mask of :meth:`valid_mask`)."""
         if cam.key() != self._key:
             size, newK = (cam.width, cam.height), cam.P[:, :3]
             D = np.asarray(cam.D, np.float64)
             if cam.distortion_model == "equidistant":
-                self._maps = cv2.fisheye.initUndistortRectifyMap(
-                    cam.K, D[:4], cam.R, newK, size, cv2.CV_32FC1)
+                maps = cv2.fisheye.initUndistortRectifyMap(cam.K, D[:4], cam.R, newK, size,
+                                                           cv2.CV_32FC1)
             else:
                 n = DISTORTION_MODELS.get(cam.distortion_model, 5)
-                self._maps = cv2.initUndistortRectifyMap(cam.K, D[:n], cam.R, newK, size,
-                                                         cv2.CV_32FC1)
+                maps = cv2.initUndistortRectifyMap(cam.K, D[:n], cam.R, newK, size, cv2.CV_32FC1)
+            # A rectified pixel is content only when every source pixel its bilinear
+            # interpolation reads lies inside the raw image: remap an all-255 image with the
+            # same maps and black border; anything below 255 took part of its value from the fill.
+            full = np.full((cam.height, cam.width), 255, np.uint8)
+            valid = cv2.remap(full, maps[0], maps[1], cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) == 255
+            self._maps, self._valid = maps, (None if valid.all() else valid)
             self._key = cam.key()
         return self._maps
+
+    def valid_mask(self, cam: CameraModel) -> Optional[np.ndarray]:
+        """``H x W`` bool, True where the rectified image of ``cam`` has a source pixel (no
+        black fill in its interpolation); None when every pixel has one (no rectification, or
+        a rectification that stays inside the raw image). Cached with the maps; do not modify."""
+        if not cam.needs_rectification:
+            return None
+        self.maps(cam)
+        return self._valid
 
     def rectify(self, rgb: np.ndarray, cam: CameraModel) -> np.ndarray:
         """See the class docstring."""

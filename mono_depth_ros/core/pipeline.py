@@ -151,8 +151,8 @@ class FramePipeline:
         res.timings["scale"] = 1e3 * (time.perf_counter() - t0)
 
     def process(self, rgb: np.ndarray, K: np.ndarray, wanted: Collection[str] = OUTPUTS,
-                reference: Optional[Reference] = None, stamp: Optional[float] = None
-                ) -> FrameResult:
+                reference: Optional[Reference] = None, stamp: Optional[float] = None,
+                valid: Optional[np.ndarray] = None) -> FrameResult:
         """Run one frame.
 
         Args:
@@ -161,13 +161,17 @@ class FramePipeline:
             wanted: names from :data:`OUTPUTS` to compute; depth is always computed.
             reference: this frame's metric reference for the scaler (sparse sources).
             stamp: frame time in seconds for the scaler's temporal filter (default: now).
+            valid: ``H x W`` bool, False where ``rgb`` has no image content (the black fill of
+                rectification: :meth:`~mono_depth_ros.core.camera.Rectifier.valid_mask`); the
+                depth, the relative output and the clouds are NaN there, and the scaler never
+                sees those pixels. None: every pixel is content.
 
         Returns:
             :class:`FrameResult` (only ``skip``, ``scale`` and ``warnings`` when the scaler
             found no usable scale and its fallback is ``skip``).
 
         Raises:
-            ValueError: ``wanted`` names an unknown output.
+            ValueError: ``wanted`` names an unknown output, or ``valid`` is not ``H x W``.
         """
         unknown = set(wanted) - set(OUTPUTS)
         if unknown:
@@ -182,6 +186,15 @@ class FramePipeline:
                 if device_cloud else self.estimator.predict(rgb, K))
         relative = getattr(pred, "relative", None)
         depth = pred.depth
+        if valid is not None:  # before the scaler: no fit on pixels computed from black fill
+            if valid.shape != rgb.shape[:2]:
+                raise ValueError(f"valid mask {valid.shape} does not match the image "
+                                 f"{rgb.shape[:2]}")
+            invalid = ~valid
+            depth, relative = _nan_where(depth, invalid), _nan_where(relative, invalid)
+            if getattr(pred, "points", None) is not None:
+                d = cfg.cloud_decimation  # the device cloud keeps [::d, ::d], as CloudBuilder
+                pred.points[invalid[::d, ::d], :3] = np.nan
         if depth is None and relative is not None and self.scaler is not None:
             # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
             depth = positive_reciprocal(relative)
@@ -220,3 +233,13 @@ class FramePipeline:
         res.timings["cloud"] = 1e3 * (time.perf_counter() - t1)
         return res
 
+
+def _nan_where(a: Optional[np.ndarray], mask: np.ndarray) -> Optional[np.ndarray]:
+    """``a`` (float ``H x W`` or None) with NaN where ``mask``; in place when writeable (the
+    estimator's fresh output), else on a copy."""
+    if a is None:
+        return None
+    if not a.flags.writeable:
+        a = a.copy()
+    a[mask] = np.nan
+    return a
