@@ -381,7 +381,8 @@ class DepthNodeCore:
         t1 = time.perf_counter()
         ref = self.scale_source.prepare(self.pipeline, msg.header, (h, w), cam.output_K)
         res = self.pipeline.process(rgb, cam.output_K, wanted & set(OUTPUT_TOPICS), ref,
-                                    stamp_ns(msg.header) * 1e-9)
+                                    stamp_ns(msg.header) * 1e-9,
+                                    valid=self._rectifier.valid_mask(cam))  # fill -> NaN
         for reason, text in res.warnings:
             self._warn(reason, text)
         header = self._output_header(msg.header)  # once a frame: it counts replaced frame_ids
