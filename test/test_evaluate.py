@@ -6,7 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mono_depth_ros.tools.evaluate import (Evaluation, evaluate_model, format_table,
+from mono_depth_ros.core.metrics import format_appendix_a
+from mono_depth_ros.tools.evaluate import (ALIGNED_LABEL, Evaluation, evaluate_bags,
+                                           evaluate_model, format_frames, format_table,
                                            parse_baseline, resolve_baseline)
 
 
@@ -84,3 +86,78 @@ def test_no_baseline_when_asked():
     ev = Evaluation("/tmp/_mdr_eval_none", panels=0)
     ev.add("a", np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
     assert "baseline" not in ev.summary()
+
+
+def test_median_scaled_row_is_scaled(tmp_path):
+    """A prediction of exactly 2x the truth: AbsRel 1 and δ1 0 as is, AbsRel 0 and δ1 1 once
+    median-scaled (factor 0.5), in the frame's row and in the means."""
+    gt = np.random.default_rng(2).uniform(1.0, 4.0, (10, 12)).astype(np.float32)
+    ev = Evaluation(tmp_path, 0.1, 10.0, panels=0, baseline=None)
+    ev.add("x2", 2.0 * gt, gt)
+    row = ev.rows[0]
+    assert row["abs_rel"] == pytest.approx(1.0) and row["delta1"] == 0.0
+    scaled = row["median_scaled"]
+    assert scaled["abs_rel"] == pytest.approx(0.0, abs=1e-6) and scaled["delta1"] == 1.0
+    assert scaled["scale"] == pytest.approx(0.5)
+    summary = ev.summary()
+    assert summary["mean"]["abs_rel"] == pytest.approx(1.0)
+    assert summary["mean_median_scaled"]["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+    assert summary["mean_median_scaled"]["delta1"] == 1.0
+
+
+class _Relative:
+    """A relative model: inverse depth of the truth up to scale 3 and shift 0.1."""
+
+    name, checkpoint = "rel", None
+
+    def __init__(self, samples):
+        self.truth = {id(s.rgb): s.depth for s in samples}
+        self.spec = SimpleNamespace(is_relative=True, output_kind="relative_inverse")
+
+    def predict(self, rgb, K):
+        inv = 1.0 / np.nan_to_num(self.truth[id(rgb)], nan=3.0)
+        return SimpleNamespace(depth=None, unmasked=None, relative=(inv - 0.1) / 3.0)
+
+
+def test_relative_model_row_is_labelled_aligned_not_metric(tmp_path):
+    samples = _samples()
+    summary = evaluate_model(_Relative(samples), samples, tmp_path, 0.1, 10.0, panels=0,
+                             progress=False, baseline="constant:3.0")
+    assert summary["mean_label"] == ALIGNED_LABEL
+    assert summary["mean"]["abs_rel"] == pytest.approx(0.0, abs=1e-4)  # aligned to the answer
+    for table in (format_table(summary), format_appendix_a(summary)):
+        labels = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+        assert labels[0] == ALIGNED_LABEL and "metric" not in labels, table
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["mean_label"] == ALIGNED_LABEL
+    metric = evaluate_model(_Model(samples), samples, tmp_path / "m", 0.1, 10.0, panels=0,
+                            progress=False, baseline="none")
+    assert metric["mean_label"] == "metric"
+    assert format_table(metric).splitlines()[2].startswith("| metric |")
+    assert (metric["frames_expected"], metric["frames_scored"], metric["frames_missing"]) == (3, 3, 0)
+
+
+def test_bag_frames_the_node_did_not_publish_are_counted_missing(tmp_path):
+    """Ground truth at 5 stamps, predictions at 3 of them (the node dropped two) and one
+    stamp without ground truth: expected 5, scored 3, missing 2 (named), unmatched 1."""
+    pytest.importorskip("rosbags")
+    from mono_depth_ros.data.bag import IMAGE_TYPE, McapWriter, image_message
+    gt = np.random.default_rng(4).uniform(1.0, 4.0, (8, 10)).astype(np.float32)
+    stamps = [10**9 * (100 + i) for i in range(5)]
+    with McapWriter(tmp_path / "gt") as w:
+        for st in stamps:
+            w.write("/gt", image_message(gt, "32FC1", st, "cam"), IMAGE_TYPE, st)
+    with McapWriter(tmp_path / "pred") as w:
+        for st in (stamps[0], stamps[2], stamps[4], stamps[4] + 1):
+            w.write("/depth", image_message(gt, "32FC1", st, "cam"), IMAGE_TYPE, st)
+    summary = evaluate_bags(tmp_path / "pred", tmp_path / "gt", tmp_path / "eval", "/depth",
+                            "/gt", min_depth=0.1, max_depth=10.0, panels=0, baseline="none")
+    assert (summary["frames_expected"], summary["frames_scored"],
+            summary["frames_missing"]) == (5, 3, 2)
+    assert summary["missing_stamps"] == [stamps[1], stamps[3]]
+    assert summary["unmatched"] == 1 and summary["frames"] == 3
+    assert summary["mean"]["abs_rel"] == 0.0
+    line = format_frames(summary)
+    assert "expected 5, scored 3, missing 2" in line and "dropped or skipped" in line
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["frames_missing"] == 2 and saved["missing_stamps"] == summary["missing_stamps"]

@@ -225,14 +225,17 @@ def format_appendix_a(summary_or_metrics: Dict) -> str:
     Args:
         summary_or_metrics: a metric dict (:func:`compute_depth_metrics` /
             :func:`mean_metrics`; one row ``metric``), or an evaluation summary with ``mean``
-            and optionally ``mean_median_scaled`` (rows ``metric`` and ``median-scaled``).
+            and optionally ``mean_median_scaled`` (rows ``metric`` - or the summary's
+            ``mean_label``, e.g. ``aligned to ground truth (per frame)`` for a relative model -
+            and ``median-scaled``).
             Missing metrics print as ``n/a``.
 
     Returns:
         The table (header, separator, one line per row), no trailing newline.
     """
     if "mean" in summary_or_metrics and isinstance(summary_or_metrics["mean"], dict):
-        rows: List[Tuple[str, Dict]] = [("metric", summary_or_metrics["mean"])]
+        rows: List[Tuple[str, Dict]] = [(summary_or_metrics.get("mean_label", "metric"),
+                                         summary_or_metrics["mean"])]
         if isinstance(summary_or_metrics.get("mean_median_scaled"), dict):
             rows.append(("median-scaled", summary_or_metrics["mean_median_scaled"]))
     else:

@@ -122,7 +122,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_bags, evaluate_model, format_table
+    from .evaluate import evaluate_bags, evaluate_model, format_frames, format_table
     from ..core.metrics import format_appendix_a
     if args.scale_source:
         from .scale_eval import parse_scale_source
@@ -155,7 +155,7 @@ def cmd_evaluate(args) -> int:
         print("evaluate needs --bag (recorded predictions) or --data (dataset folder)", file=sys.stderr)
         return 2
     print(format_appendix_a(summary) if args.layout == "appendix-a" else format_table(summary))
-    print(f"frames: {summary['frames']}  metrics: {Path(args.out) / 'metrics.json'}")
+    print(f"{format_frames(summary)}  metrics: {Path(args.out) / 'metrics.json'}")
     if "scale_fits" in summary:
         f = summary["scale_fits"]
         print(f"scale source {summary['scale_source']}: fitted {f['fitted']} of {f['frames']} "

@@ -12,6 +12,13 @@ prediction | absolute error) for a few evenly spaced frames. Every valid ground-
 scored (:mod:`mono_depth_ros.core.metrics`). Beside the model, every evaluation scores a trivial
 reference, one constant depth everywhere (:class:`Baseline`): a model that does not beat it has
 learnt nothing that transfers.
+
+Every summary counts the ground-truth frames ``frames_expected``, ``frames_scored`` and
+``frames_missing`` (on a recorded bag: ground-truth frames without a recorded prediction, i.e.
+dropped or skipped by the node, listed in ``missing_stamps``); the means are over the scored
+frames only, so a node that drops its hard frames is visible here. The model's mean row is
+labelled ``mean_label``: ``metric``, or, for a relative model aligned to each frame's ground
+truth, ``aligned to ground truth (per frame)``: not a metric result.
 """
 
 from __future__ import annotations
@@ -29,6 +36,31 @@ from ..core.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
 from ..core.relative import align_inverse_depth
 from ..core.scale import positive_reciprocal
 from ..core.visualize import error_panel
+
+
+#: Label of the model's mean row when its depth is metric (as published, or scaled by a source).
+METRIC_LABEL = "metric"
+#: Label of the mean row of a relative model aligned per frame to the ground truth: it has seen
+#: the answer's scale and shift, so it is not a metric result.
+ALIGNED_LABEL = "aligned to ground truth (per frame)"
+
+
+def frame_counts(expected: int, scored: int) -> dict:
+    """``{"frames_expected", "frames_scored", "frames_missing"}`` of an evaluation."""
+    return {"frames_expected": int(expected), "frames_scored": int(scored),
+            "frames_missing": int(expected) - int(scored)}
+
+
+def format_frames(summary: dict) -> str:
+    """One line: frames expected / scored / missing, saying why frames are missing."""
+    n_exp = summary.get("frames_expected", summary["frames"])
+    n_sc = summary.get("frames_scored", summary["frames"])
+    n_miss = summary.get("frames_missing", 0)
+    text = f"frames: expected {n_exp}, scored {n_sc}, missing {n_miss}"
+    if n_miss:
+        text += (" (ground-truth frames without a prediction: dropped or skipped by the node; "
+                 "not in the means)")
+    return text
 
 
 @dataclass
@@ -89,12 +121,15 @@ class Evaluation:
         expected_frames: total frames expected (to space the panels); 0 = unknown.
         crop: ``None``, ``"eigen"`` or ``"garg"`` (KITTI evaluation crops).
         baseline: the constant reference scored beside every frame, or None.
+        mean_label: what the model's mean row is (:data:`METRIC_LABEL` or
+            :data:`ALIGNED_LABEL`), stored as the summary's ``mean_label``.
     """
 
     def __init__(self, out_dir: Union[str, Path], min_depth: float = 1e-3, max_depth: float = 10.0,
                  panels: int = 4, expected_frames: int = 0, crop: Optional[str] = None,
-                 baseline: Optional[Baseline] = None):
+                 baseline: Optional[Baseline] = None, mean_label: str = METRIC_LABEL):
         self.baseline = baseline
+        self.mean_label = mean_label
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
@@ -148,6 +183,7 @@ class Evaluation:
         mean, scaled = self._means(self.rows)
         out = {
             "frames": len(self.rows),
+            "mean_label": self.mean_label,
             "range_m": [self.min_depth, self.max_depth],
             "crop": self.crop,
             "protocol": "every valid-GT pixel scored; predictions clipped to the range, "
@@ -210,7 +246,9 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     """
     base = resolve_baseline(baseline, samples, min_depth, max_depth,
                             getattr(estimator.spec, "train_median_depth", None))
-    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop, base)
+    aligned = getattr(estimator.spec, "is_relative", False) and not scale_source
+    ev = Evaluation(out_dir, min_depth, max_depth, panels, len(samples), crop, base,
+                    ALIGNED_LABEL if aligned else METRIC_LABEL)
     scaler = None
     if scale_source:
         from .scale_eval import SimulatedScaleSource
@@ -220,9 +258,11 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     if progress:
         from tqdm import tqdm
         items = tqdm(samples, desc=f"evaluate {estimator.name}", unit="frame", disable=None)
+    expected = 0
     for s in items:
         if s.depth is None:
             continue
+        expected += 1
         pred = estimator.predict(s.rgb, s.K)
         unmasked = getattr(pred, "unmasked", None)  # before the range mask, when the model has it
         depth, extra = pred.depth if unmasked is None else unmasked, None
@@ -237,7 +277,8 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
             depth = np.full(s.rgb.shape[:2], np.nan, np.float32) if depth is None else depth
             extra = {"scale_fit": fit}
         ev.add(s.name, depth, s.depth, s.rgb, extra)
-    extra = {"model": estimator.name, "checkpoint": estimator.checkpoint,
+    extra = {**frame_counts(expected, len(ev.rows)),
+             "model": estimator.name, "checkpoint": estimator.checkpoint,
              "backend": getattr(estimator, "backend", None),
              "precision": getattr(estimator, "precision", None),
              "scale_source": scale_source or "none"}
@@ -257,43 +298,58 @@ def evaluate_bags(pred_bag: Union[str, Path], gt_bag: Union[str, Path], out_dir:
                   crop: Optional[str] = None, baseline: Optional[str] = "constant") -> dict:
     """Score recorded ``pred_topic`` (32FC1) against ``gt_topic`` matched by header stamp.
 
-    ``pred_bag`` and ``gt_bag`` may be the same bag. Predictions without a ground-truth frame of
-    the same stamp are counted as ``unmatched``. NaN in the recorded depth is scored as the
-    protocol says (``min_depth``); ``baseline``: ``"constant[:METRES]"`` (default: the oracle
-    median of the matched ground truth) or ``"none"``.
+    ``pred_bag`` and ``gt_bag`` may be the same bag. Every ground-truth frame is expected: one
+    with a prediction of the same stamp is scored, one without (the node dropped or skipped it,
+    or the recording missed it) is counted as missing (``frames_missing``, ``missing_stamps``)
+    and left out of the means. Predictions without a ground-truth frame of the same stamp are
+    counted as ``unmatched``. NaN in the recorded depth is scored as the protocol says
+    (``min_depth``); ``baseline``: ``"constant[:METRES]"`` (default: the oracle median of the
+    matched ground truth) or ``"none"``.
 
     Returns:
-        the summary dict with ``matched`` / ``unmatched`` counts (also in ``metrics.json``).
+        the summary dict with ``frames_expected`` / ``frames_scored`` / ``frames_missing``,
+        ``missing_stamps`` (ns) and ``matched`` (= scored) / ``unmatched`` counts (also in
+        ``metrics.json``).
     """
-    from ..data.bag import read_topics_by_stamp
+    from ..data.bag import deserialize, iter_raw, read_topics_by_stamp, stamp_ns
     from ..core.image_codec import depth_msg_to_metres, image_msg_to_rgb
 
     preds = read_topics_by_stamp(pred_bag, [pred_topic])[pred_topic]
-    gt_topics = [gt_topic] + ([image_topic] if image_topic else [])
-    gts = read_topics_by_stamp(gt_bag, gt_topics, stamps=preds)
-    stamps = sorted(s for s in preds if s in gts[gt_topic])
+    # one pass over the ground truth: every stamp (what is expected), messages kept only where
+    # a prediction exists (bounded memory on long bags)
+    gt_stamps, gt_msgs = set(), {}
+    for _, msgtype, _, data in iter_raw(gt_bag, [gt_topic]):
+        msg = deserialize(data, msgtype)
+        st = stamp_ns(msg)
+        gt_stamps.add(st)
+        if st in preds:
+            gt_msgs[st] = msg
+    images = (read_topics_by_stamp(gt_bag, [image_topic], stamps=gt_msgs)[image_topic]
+              if image_topic else {})
+    stamps = sorted(gt_msgs)
     base = None
     if stamps:  # decoded lazily: an oracle median keeps a subsample, not every frame in memory
         base = resolve_baseline(baseline, (SimpleNamespace(depth=depth_msg_to_metres(
-            gts[gt_topic][st])) for st in stamps), min_depth, max_depth)
+            gt_msgs[st])) for st in stamps), min_depth, max_depth)
     ev = Evaluation(out_dir, min_depth, max_depth, panels, len(stamps), crop, base)
     for st in stamps:
-        rgb = None
-        if image_topic and st in gts[image_topic]:
-            rgb = image_msg_to_rgb(gts[image_topic][st])
-        ev.add(f"t{st}", depth_msg_to_metres(preds[st]), depth_msg_to_metres(gts[gt_topic][st]),
-               rgb)
-    extra = {"pred_bag": str(pred_bag), "gt_bag": str(gt_bag), "matched": len(stamps),
-             "unmatched": len(preds) - len(stamps)}
+        rgb = image_msg_to_rgb(images[st]) if st in images else None
+        ev.add(f"t{st}", depth_msg_to_metres(preds[st]), depth_msg_to_metres(gt_msgs[st]), rgb)
+    extra = {"pred_bag": str(pred_bag), "gt_bag": str(gt_bag),
+             **frame_counts(len(gt_stamps), len(stamps)),
+             "missing_stamps": sorted(gt_stamps - set(stamps)),
+             "matched": len(stamps), "unmatched": len(preds) - len(stamps)}
     ev.write(extra)
     return {**extra, **ev.summary()}
 
 
 def format_table(summary: dict, keys: Tuple[str, ...] = METRIC_NAMES + ("coverage",)) -> str:
-    """Markdown table of the mean metrics: the model (metric and median-scaled rows) and, when
-    the summary has one, the constant baseline beside it."""
+    """Markdown table of the mean metrics: the model (its ``mean_label`` row - ``metric``, or
+    ``aligned to ground truth (per frame)`` for a relative model - and the median-scaled row)
+    and, when the summary has one, the constant baseline beside it."""
     head = "| | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
-    rows = [("metric", summary["mean"]), ("median-scaled", summary["mean_median_scaled"])]
+    label = summary.get("mean_label", METRIC_LABEL)
+    rows = [(label, summary["mean"]), ("median-scaled", summary["mean_median_scaled"])]
     base = summary.get("baseline")
     if base:
         label = f"constant {base['value_m']:.3g} m ({base['source']})"
