@@ -9,7 +9,9 @@ chose one, as on a robot):
 3. ``bag_recorder`` on ``/camera/depth/image``, ``/camera/depth/camera_info``, ``/camera/points``;
 4. ``bag_player`` replays RGB + camera_info at the recorded rate once the node subscribes;
 5. the recorder and node are stopped by PID (SIGINT, then SIGKILL after a bound);
-6. the recorded depth is scored against the bag's ground truth (matched by stamp).
+6. the recorded depth is scored against the bag's ground truth (matched by stamp);
+7. the middle recorded cloud is rendered from above and in perspective (``cloud_birdseye.png``,
+   ``cloud_perspective.png``), beside the ground truth's cloud of the same frame.
 
 Every wait is bounded; ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and, unless set, a random
 ``ROS_DOMAIN_ID`` keep the run from meeting other ROS graphs.
@@ -94,6 +96,75 @@ def _prepare_input(args, out: Path) -> tuple:
     return bag, ds.eval_range
 
 
+def _middle_cloud(bag: Path, topic: str):
+    """The middle message of ``topic`` in ``bag`` (deserialised), or ``None`` when it has none."""
+    from ..data.bag import bag_topics, deserialize, iter_raw
+    n = bag_topics(bag).get(topic, ("", 0))[1]
+    for i, (_, msgtype, _, data) in enumerate(iter_raw(bag, [topic])):
+        if i == n // 2:
+            return deserialize(data, msgtype)
+    return None
+
+
+def write_cloud_views(rec_bag: Path, in_bag: Path, out: Path) -> List[Path]:
+    """Render the middle recorded cloud as ``cloud_birdseye.png`` (top down, coloured by height)
+    and ``cloud_perspective.png`` (image colours) in ``out``; beside each, the same frame's
+    ground-truth depth back-projected the same way when the input bag has it, in the same
+    metres, colour range and view. Returns the files written."""
+    import cv2
+    import numpy as np
+    from ..core.geometry import CloudBuilder, intrinsics_from_camera_info
+    from ..core.image_codec import depth_msg_to_metres, image_msg_to_rgb
+    from ..core.visualize import (birdseye_extent, cloud_arrays, height_range, perspective_view,
+                                  render_birdseye, render_perspective)
+    from ..data.bag import read_topics_by_stamp, stamp_ns
+
+    msg = _middle_cloud(rec_bag, "/camera/points")
+    if msg is None:
+        return []
+    xyz, rgb = cloud_arrays(msg.data, msg.height, msg.width, msg.point_step, msg.row_step,
+                            {f.name: f.offset for f in msg.fields})
+    st = stamp_ns(msg)
+    clouds = [("prediction (depth_node)", xyz, rgb)]
+    ref = read_topics_by_stamp(in_bag, [GT, INFO, IMAGE], stamps=[st])
+    if st in ref[GT] and st in ref[INFO]:
+        info, gt = ref[INFO][st], depth_msg_to_metres(ref[GT][st])
+        K = intrinsics_from_camera_info(info.k, info.width, info.height)
+        d = max(1, int(round(gt.shape[1] / msg.width)))
+        gt_xyz = CloudBuilder(d, with_rgb=False).build(gt, K).points.copy()
+        gt_rgb = None
+        if st in ref[IMAGE]:
+            gt_rgb = image_msg_to_rgb(ref[IMAGE][st])[::d, ::d]
+        if gt_rgb is None or gt_rgb.shape[:2] != gt_xyz.shape[:2]:
+            gt_rgb = rgb if rgb is not None and rgb.shape[:2] == gt_xyz.shape[:2] else None
+        clouds.append(("ground truth (the dataset's depth)", gt_xyz, gt_rgb))
+    # one extent (holding every cloud), colour range and view (the ground truth's when there is
+    # one) for all panels, so that the panels compare point by point
+    every = np.concatenate([c.reshape(-1, 3) for _, c, _ in clouds])
+    extent = birdseye_extent(every)
+    ref_xyz = clouds[-1][1]
+    lims = height_range(ref_xyz)
+    eye, target = perspective_view(ref_xyz, size=(800, 600))
+    ref_y = ref_xyz[..., 1][np.isfinite(ref_xyz).all(axis=-1)]
+    grid_y = float(np.percentile(ref_y, 99)) if ref_y.size else 0.0
+    t = f"t = {st / 1e9:.3f} s"
+    bird = [render_birdseye(c, color_by="height", extent=extent, max_side=640,
+                            height_lims=lims, title=f"{name}, {t}: from above")
+            for name, c, _ in clouds]
+    persp = [render_perspective(c, col, "image" if col is not None else "height", eye=eye,
+                                target=target, size=(800, 600), height_lims=lims, grid_y=grid_y,
+                                title=f"{name}, {t}")
+             for name, c, col in clouds]
+    files = []
+    for fname, tiles in (("cloud_birdseye.png", bird), ("cloud_perspective.png", persp)):
+        h = max(im.shape[0] for im in tiles)
+        tiles = [np.pad(im, ((0, h - im.shape[0]), (0, 0), (0, 0))) for im in tiles]
+        path = out / fname
+        cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, axis=1), cv2.COLOR_RGB2BGR))
+        files.append(path)
+    return files
+
+
 def run_demo(args) -> int:
     """Run the demo as described in the module docstring; prints counts, metrics and paths."""
     from ..data.bag import bag_topics
@@ -157,6 +228,7 @@ def run_demo(args) -> int:
         if (out / "record_counts.json").is_file() else {}
     summary = evaluate_bags(rec_bag, in_bag, out / "eval", "/camera/depth/image", GT, IMAGE,
                             lo, hi, panels=4)
+    views = write_cloud_views(rec_bag, in_bag, out)
     c = stats.get("counts", {})
     print("\n=== mono_depth_ros demo ===")
     print(f"frames in (published): {frames_in}")
@@ -172,6 +244,8 @@ def run_demo(args) -> int:
     print(f"output bag: {rec_bag}\nmetrics: {out / 'eval' / 'metrics.json'}")
     for p in summary["panels"]:
         print(f"panel: {p}")
+    for p in views:
+        print(f"cloud view: {p}")
     ok = summary["matched"] > 0 and all(counts.get(t, 0) > 0 for t in RECORDED)
     return 0 if ok else 1
 
