@@ -76,6 +76,10 @@ def test_demo_on_real_frames(tmp_path, data_dir):
     assert metrics["panels"] and all((tmp_path / "demo" / "eval").glob("panel_*.png"))
     counts = json.loads((tmp_path / "demo" / "record_counts.json").read_text())
     assert counts["/camera/depth/image"] > 0 and counts["/camera/points"] > 0
+    # the rendered cloud views are written and listed (prediction beside ground truth)
+    for name in ("cloud_birdseye.png", "cloud_perspective.png"):
+        assert (tmp_path / "demo" / name).stat().st_size > 10_000
+        assert f"cloud view: {tmp_path / 'demo' / name}" in out
 
 
 def test_evaluate_model_on_kitti_with_garg_crop_and_appendix_layout(tmp_path, data_dir):

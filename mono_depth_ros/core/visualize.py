@@ -475,7 +475,7 @@ def render_perspective(xyz: np.ndarray, colors: Optional[np.ndarray] = None,
             polyline(np.array([[gx, gy, z] for z in np.linspace(gz0, gz1, 40)]), _GRID)
         for gz in np.arange(gz0, gz1 + 1e-9, step):
             polyline(np.array([[x, gy, gz] for x in np.linspace(gx0, gx1, 40)]), _GRID)
-        placed = []
+        placed, texts = [], []
 
         def label(text: str, ends) -> None:
             # at the first end of its grid line where the whole text fits in the image and
@@ -493,7 +493,7 @@ def render_perspective(xyz: np.ndarray, colors: Optional[np.ndarray] = None,
                        for b in placed):
                     continue
                 placed.append(box)
-                cv2.putText(canvas, text, (x, y), _FONT, 0.42, _TEXT, 1, cv2.LINE_AA)
+                texts.append((text, (x, y)))            # drawn over the points, below
                 return
 
         for gz in np.arange(gz0, gz1 + 1e-9, step):
@@ -513,6 +513,9 @@ def render_perspective(xyz: np.ndarray, colors: Optional[np.ndarray] = None,
         radius = np.clip(np.ceil(0.75 * size_px - 0.5), 1, 4).astype(np.int64)
         _splat(canvas, np.floor(u[ok]).astype(np.int64), np.floor(v[ok]).astype(np.int64),
                zq[ok], pc[ok], radius[ok])
+
+        for text, org in texts:
+            cv2.putText(canvas, text, org, _FONT, 0.42, _TEXT, 1, cv2.LINE_AA)
 
         # the real camera: frustum to 0.4 m and its axes (RViz colours)
         ax0, ax1, ay0, ay1 = _fov_slopes(pts)

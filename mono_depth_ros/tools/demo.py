@@ -96,14 +96,15 @@ def _prepare_input(args, out: Path) -> tuple:
     return bag, ds.eval_range
 
 
-def _middle_cloud(bag: Path, topic: str):
-    """The middle message of ``topic`` in ``bag`` (deserialised), or ``None`` when it has none."""
+def _middle_cloud(bag: Path, topic: str) -> tuple:
+    """``(message, index, count)``: the middle message of ``topic`` in ``bag`` (deserialised;
+    ``None`` when the topic has none), its 0-based index and the number of messages."""
     from ..data.bag import bag_topics, deserialize, iter_raw
     n = bag_topics(bag).get(topic, ("", 0))[1]
     for i, (_, msgtype, _, data) in enumerate(iter_raw(bag, [topic])):
         if i == n // 2:
-            return deserialize(data, msgtype)
-    return None
+            return deserialize(data, msgtype), i, n
+    return None, 0, n
 
 
 def write_cloud_views(rec_bag: Path, in_bag: Path, out: Path) -> List[Path]:
@@ -119,7 +120,7 @@ def write_cloud_views(rec_bag: Path, in_bag: Path, out: Path) -> List[Path]:
                                   render_birdseye, render_perspective)
     from ..data.bag import read_topics_by_stamp, stamp_ns
 
-    msg = _middle_cloud(rec_bag, "/camera/points")
+    msg, index, count = _middle_cloud(rec_bag, "/camera/points")
     if msg is None:
         return []
     xyz, rgb = cloud_arrays(msg.data, msg.height, msg.width, msg.point_step, msg.row_step,
@@ -147,9 +148,9 @@ def write_cloud_views(rec_bag: Path, in_bag: Path, out: Path) -> List[Path]:
     eye, target = perspective_view(ref_xyz, size=(800, 600))
     ref_y = ref_xyz[..., 1][np.isfinite(ref_xyz).all(axis=-1)]
     grid_y = float(np.percentile(ref_y, 99)) if ref_y.size else 0.0
-    t = f"t = {st / 1e9:.3f} s"
+    t = f"cloud {index + 1} of {count} recorded"
     bird = [render_birdseye(c, color_by="height", extent=extent, max_side=640,
-                            height_lims=lims, title=f"{name}, {t}: from above")
+                            height_lims=lims, title=f"{name}, {t}, from above")
             for name, c, _ in clouds]
     persp = [render_perspective(c, col, "image" if col is not None else "height", eye=eye,
                                 target=target, size=(800, 600), height_lims=lims, grid_y=grid_y,
