@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]"          # [text], one level of [] inside
+                          r"\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")  # (target "title")
 _REF_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:name|id)=\"([^\"]+)\"", re.I)
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1")
@@ -78,7 +79,8 @@ def broken_links(path):
             continue
         file_part, _, anchor = target.partition("#")
         dest = (path.parent / file_part).resolve() if file_part else path
-        where = f"{path.relative_to(path.parents[1]) if len(path.parents) > 1 else path}:{number}: {target}"
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+        where = f"{shown}:{number}: {target}"
         if not dest.exists():
             problems.append(f"{where} (no such file)")
             continue
@@ -107,14 +109,17 @@ def test_the_readme_links_every_docs_page():
 def test_the_checker_finds_a_missing_file_and_a_missing_anchor(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "page.md").write_text(
-        "# Page\n\n## The `mono-depth-ros` CLI\n\n## QoS (REP 2003)\n\n## Repeated\n\n## Repeated\n\n"
+        "# Page\n\n## The `mono-depth-ros` CLI\n\n## QoS (REP 2003)\n\n"
+        "## Repeated\n\n## Repeated\n\n"
         "```\n## not a heading\n```\n")
     readme = tmp_path / "README.md"
     readme.write_text(
-        "[ok](docs/page.md) [ok](docs/page.md#the-mono-depth-ros-cli) [ok](docs/page.md#qos-rep-2003)\n"
+        "[ok](docs/page.md) [ok](docs/page.md#the-mono-depth-ros-cli)\n"
+        "[ok](docs/page.md#qos-rep-2003)\n"
         "[ok](docs/page.md#repeated-1) [ok](#top) [web](https://example.com/x.md#nothing)\n"
         "`[in code](nowhere.md)`\n\n# Top\n\n"
-        "[gone](docs/missing.md) [bad anchor](docs/page.md#qos) [fenced](docs/page.md#not-a-heading)\n"
+        "[gone](docs/missing.md) [bad anchor](docs/page.md#qos)\n"
+        "[fenced](docs/page.md#not-a-heading)\n"
         "[too many](docs/page.md#repeated-2)\n")
     problems = broken_links(readme)
     assert [p.split(": ", 1)[1] for p in problems] == [

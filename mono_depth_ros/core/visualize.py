@@ -536,7 +536,8 @@ def render_perspective(xyz: np.ndarray, colors: Optional[np.ndarray] = None,
         if color_by == "height":
             lo, hi = lims
             _colorbar(canvas, w - 80, 60, min(h - 40, 300), lo, hi, "height")
-        note = f"grid {_fmt_m(step)} m at y = {gy:.2f} m (below the camera); axes x red, y green, z blue"
+        note = (f"grid {_fmt_m(step)} m at y = {gy:.2f} m (below the camera); "
+                "axes x red, y green, z blue")
         cv2.putText(canvas, note, (10, h - 12), _FONT, 0.42, _TEXT, 1, cv2.LINE_AA)
     if title:
         cv2.putText(canvas, title, (10, 24), _FONT, 0.55, _TEXT, 1, cv2.LINE_AA)
