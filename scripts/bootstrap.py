@@ -57,7 +57,27 @@ def ensure_venv(quiet: bool = False) -> Path:
     subprocess.run(pip + ["-r", str(ROOT / "requirements.txt")], check=True)
     subprocess.run(pip + ["--no-deps", "-e", str(ROOT)], check=True)
     MARKER.write_text(want)
+    import_shared_weights()
     return venv_python()
+
+
+#: Third-party weights beside the checkout that set-up imports (never copied into git).
+SHARED_WEIGHTS = ROOT.parent / "shared" / "weights" / "fastdepth-nyu" / "fastdepth_224_float32.onnx"
+
+
+def import_shared_weights() -> None:
+    """Convert ``../shared/weights``' FastDepth NYU network for ``model:=fastdepth_nyu`` when
+    that file exists and no import is there yet (``mono-depth-ros import-weights``; a failure
+    is reported and set-up goes on: only that model needs it)."""
+    target = Path(os.environ.get("MONO_DEPTH_ROS_WEIGHTS") or ROOT / "models" / "imported")
+    if not SHARED_WEIGHTS.is_file() or (target / "fastdepth_nyu.pt").is_file():
+        return
+    print(f"[mono_depth_ros] importing {SHARED_WEIGHTS} for model fastdepth_nyu", flush=True)
+    done = subprocess.run([str(venv_python()), "-m", "mono_depth_ros.tools.cli", "import-weights",
+                           str(SHARED_WEIGHTS)], check=False)
+    if done.returncode:
+        print("[mono_depth_ros] import failed: model fastdepth_nyu will ask for its weights",
+              flush=True)
 
 
 def reexec_in_venv(argv: list) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -26,3 +27,18 @@ def shipped_file(name: Optional[str]) -> Optional[Path]:
     """``models/<name>`` of the installed package if that file exists, else None."""
     path = package_share_dir() / "models" / name if name else None
     return path if path is not None and path.is_file() else None
+
+
+#: Environment variable naming the folder of imported third-party weights.
+WEIGHTS_ENV = "MONO_DEPTH_ROS_WEIGHTS"
+
+
+def imported_weights_dir() -> Path:
+    """Folder of third-party weights converted by ``mono-depth-ros import-weights``.
+
+    ``$MONO_DEPTH_ROS_WEIGHTS`` when set, else ``models/imported/`` of the package (ignored by
+    git: third-party weights and their conversions are never committed). The README's set-up
+    fills it from ``../shared/weights`` when that folder exists.
+    """
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env) if env else package_share_dir() / "models" / "imported"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict, deque
-from typing import Deque, Dict, Iterable, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, Tuple
 
 import numpy as np
 
@@ -64,3 +64,36 @@ class PipelineStats:
         for k, p in self.percentiles().items():
             parts.append(f"{k}={p['p50']:.1f}/{p['p95']:.1f}ms")
         return " ".join(parts) + " [p50/p95]"
+
+
+class Snapshot:
+    """``fn()`` for a reader thread, never computed while the owner thread mutates what it reads.
+
+    The owner (the node's worker) holds ``lock`` while it changes the state ``fn`` reads (one
+    frame) and calls :meth:`refresh` before releasing it. A reader (a timer on the executor
+    thread) calls the snapshot: ``fn()`` fresh when the lock is free (the owner is idle), else
+    the owner's last refreshed value, so it never blocks behind a long frame (a first-frame
+    engine build) nor iterates a dict the owner is changing.
+
+    Args:
+        fn: the reading function (no arguments); called once here, so the first read has a value.
+        lock: the owner's ``threading.Lock`` (held by the owner during each mutation).
+    """
+
+    def __init__(self, fn: Callable[[], Any], lock: threading.Lock):
+        self._fn, self._lock = fn, lock
+        with lock:
+            self._value = fn()
+
+    def refresh(self) -> None:
+        """Recompute the value; the caller holds the lock (the owner, at the end of a frame)."""
+        self._value = self._fn()
+
+    def __call__(self) -> Any:
+        """A fresh value when the owner is idle, else the one it refreshed last."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._value = self._fn()
+            finally:
+                self._lock.release()
+        return self._value

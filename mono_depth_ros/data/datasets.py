@@ -282,15 +282,16 @@ _READERS = (SevenScenes, NYUTest, KittiFrame)
 def readers() -> tuple:
     """Every reader :func:`open_dataset` tries, in order: the ones above, then the ROS 2 bag
     folder, KITTI raw drives, NYU ``sync`` folders, the NYU labelled ``.mat``, Cityscapes,
-    SYNTHIA and the generic ``rgb/`` + ``depth/`` folder (most specific layouts first)."""
+    SYNTHIA, the generic ``rgb/`` + ``depth/`` folder and a folder of colour images without
+    depth (most specific layouts first)."""
     from .bag_dataset import BagDataset
     from .cityscapes import Cityscapes
-    from .generic import ImageDepthFolder
+    from .generic import ImageDepthFolder, ImageFolder
     from .kitti import KittiRaw
     from .nyu import NYULabeled, NYUSync
     from .synthia import Synthia
     return _READERS + (BagDataset, KittiRaw, NYUSync, NYULabeled, Cityscapes, Synthia,
-                       ImageDepthFolder)
+                       ImageDepthFolder, ImageFolder)
 
 
 def open_dataset(path: Union[str, Path], frames: Optional[slice] = None, **options) -> _Frames:

@@ -89,3 +89,59 @@ class ImageDepthFolder(_Frames):
                 raise DatasetError(f"cannot read single-channel labels {lpath}")
         return Sample(rgb, depth, self.K.copy(), STAMP_ORIGIN_NS + int(round(n * 1e9 / self.rate_hz)),
                       path.stem, labels=labels)
+
+
+def _per_image_intrinsics(path) -> dict:
+    """``{file name: K}`` from lines ``NAME fx fy cx cy`` (``#`` comments); empty when the file
+    is one camera for all (``read_intrinsics``'s layouts)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        parts = line.split("#", 1)[0].split()
+        if len(parts) == 5 and not _is_number(parts[0]):
+            fx, fy, cx, cy = (float(v) for v in parts[1:])
+            out[parts[0]] = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+class ImageFolder(_Frames):
+    """Colour images without depth, for a teacher to label (``mono-depth-ros train --teacher``).
+
+    Layout: ``<root>/*.png|.jpg|.jpeg`` and ``<root>/intrinsics.txt``, either one camera for all
+    images (``read_intrinsics``: ``fx fy cx cy``, 9 or 3 numbers) or one line per image
+    (``NAME fx fy cx cy``, ``#`` comments). Samples have ``depth=None``; images are in sorted
+    name order, stamps synthesised at 30 Hz.
+
+    Raises:
+        DatasetError: no images in ``root``, no ``intrinsics.txt``, or an image without a line
+            in a per-image file.
+    """
+
+    def __init__(self, root, frames: Optional[slice] = None):
+        super().__init__(root, frames)
+        images = sorted(p for p in self.root.iterdir()
+                        if p.is_file() and p.suffix.lower() in _IMAGE_EXTS)
+        if not images:
+            raise DatasetError(f"no images (*.png, *.jpg) in {self.root}")
+        cal = self.root / "intrinsics.txt"
+        if not cal.is_file():
+            raise DatasetError(f"no intrinsics.txt in {self.root}")
+        per_image = _per_image_intrinsics(cal)
+        common = None if per_image else read_intrinsics(cal)
+        missing = [p.name for p in images if per_image and p.name not in per_image]
+        if missing:
+            raise DatasetError(f"{cal}: no intrinsics for {', '.join(missing[:5])}")
+        self._K = {p.name: per_image.get(p.name, common) for p in images}
+        self._items = self._select(list(enumerate(images)))
+
+    def _load(self, i: int) -> Sample:
+        n, path = self._items[i]
+        return Sample(_read_rgb(path), None, self._K[path.name].copy(),
+                      STAMP_ORIGIN_NS + int(round(n * 1e9 / self.rate_hz)), path.stem)

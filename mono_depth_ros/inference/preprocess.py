@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -34,10 +34,41 @@ class Prepared:
     Attributes:
         x: ``1 x 3 x h x w`` float32 normalised input on the device.
         pad: ``(top/bottom, left/right)`` reflect padding in pixels of the image (ZoeDepth).
+        window: ``(top, left, height, width)`` of the image the network saw (``focal_crop``
+            view), or None for the whole image.
     """
 
     x: torch.Tensor
     pad: Tuple[int, int] = (0, 0)
+    window: Optional[Tuple[int, int, int, int]] = None
+
+    def seen_width(self, image_width: int) -> int:
+        """Width in image pixels of what the network saw: the focal conversion's ``width``."""
+        return self.window[3] if self.window else int(image_width)
+
+
+def view_window(spec: ModelSpec, image_hw: Tuple[int, int], fx: Optional[float]
+                ) -> Optional[Tuple[int, int, int, int]]:
+    """``(top, left, height, width)`` of the ``focal_crop`` view, or None (``full`` view).
+
+    The window is centred, ``fx / spec.train_focal`` pixels wide (the network then sees the
+    training focal) and ``crop_aspect`` times as high, shrunk with its aspect kept until it
+    fits the image.
+
+    Raises:
+        ValueError: ``focal_crop`` without a positive ``fx`` or a ``train_focal``.
+    """
+    pp = spec.preprocessing
+    if pp.view != "focal_crop":
+        return None
+    if not (fx and fx > 0 and spec.train_focal):
+        raise ValueError(f"{spec.name}: the focal_crop view needs the camera's fx > 0 and the "
+                         f"model's train_focal (got fx={fx}, train_focal={spec.train_focal})")
+    H, W = int(image_hw[0]), int(image_hw[1])
+    w = min(float(fx) / float(spec.train_focal), W, H / float(pp.crop_aspect))
+    h = w * float(pp.crop_aspect)
+    w, h = max(1, min(W, int(round(w)))), max(1, min(H, int(round(h))))
+    return (H - h) // 2, (W - w) // 2, h, w
 
 
 def normalize_images(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
@@ -91,7 +122,7 @@ def reflect_padding(image_hw: Tuple[int, int]) -> Tuple[int, int]:
 
 
 def prepare(rgb: np.ndarray, spec: ModelSpec, target_hw: Tuple[int, int],
-            device: torch.device) -> Prepared:
+            device: torch.device, fx: Optional[float] = None) -> Prepared:
     """Network input for one ``H x W x 3`` uint8 RGB image (see the module docstring).
 
     Args:
@@ -100,10 +131,25 @@ def prepare(rgb: np.ndarray, spec: ModelSpec, target_hw: Tuple[int, int],
         spec: the model's contract (channel order, mean/std, preprocessing recipe).
         target_hw: the network size to aim at (``spec.input_size`` or a user override).
         device: where the model runs (the resize runs there too, except for ``area``).
+        fx: the camera's focal length in pixels (needed by the ``focal_crop`` view only).
 
     Returns:
         :class:`Prepared` with ``x`` of shape ``1 x 3 x h x w`` (float32).
+
+    Raises:
+        ValueError: the ``focal_crop`` view without ``fx`` (:func:`view_window`).
     """
+    window = view_window(spec, rgb.shape[:2], fx)
+    if window is None:
+        return _prepare_image(rgb, spec, target_hw, device)
+    top, left, h, w = window
+    prepared = _prepare_image(rgb[top:top + h, left:left + w], spec, target_hw, device)
+    return Prepared(prepared.x, prepared.pad, window)
+
+
+def _prepare_image(rgb, spec: ModelSpec, target_hw: Tuple[int, int], device: torch.device
+                   ) -> Prepared:
+    """:func:`prepare` of the whole of ``rgb`` (the view already applied)."""
     pp = spec.preprocessing
     H, W = rgb.shape[:2]
     if not pp.on_device:
@@ -136,7 +182,13 @@ def prepare(rgb: np.ndarray, spec: ModelSpec, target_hw: Tuple[int, int],
 def restore(out: torch.Tensor, prepared: Prepared, image_hw: Tuple[int, int], spec: ModelSpec
             ) -> torch.Tensor:
     """Resize a ``B x C x h x w`` output map back to ``image_hw`` (float32), cutting away the
-    reflect padding of :func:`prepare`."""
+    reflect padding of :func:`prepare`; a ``focal_crop`` window is resized to its place and
+    every pixel outside it takes the nearest window pixel's value (replicate padding)."""
+    if prepared.window is not None:
+        top, left, h, w = prepared.window
+        inner = restore(out, Prepared(prepared.x, prepared.pad), (h, w), spec)
+        H, W = image_hw
+        return F.pad(inner, (left, W - left - w, top, H - top - h), mode="replicate")
     pad_h, pad_w = prepared.pad
     H, W = image_hw
     up = F.interpolate(out.float(), size=(H + 2 * pad_h, W + 2 * pad_w),

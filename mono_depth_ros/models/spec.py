@@ -28,6 +28,9 @@ RELATIVE_KINDS = ("relative_inverse",)
 INTERPOLATIONS = ("area", "bilinear", "bicubic")
 #: Resize rules of :class:`Preprocessing`.
 RESIZE_RULES = ("stretch", "keep_aspect", "floor_multiple")
+#: Views of :class:`Preprocessing`: the whole image, or a centred window whose focal at the
+#: network input matches the training camera's (``train_focal``).
+VIEWS = ("full", "focal_crop")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Preprocessing:
         reflect_pad: ZoeDepth's reflect padding of ``int(sqrt(side / 2) * 3)`` pixels, removed
             again from the output.
         output_interpolation: ``bilinear`` or ``bicubic`` resize of the output map to the image.
+        view: ``full`` (the whole image is resized) or ``focal_crop``: a centred window of
+            width ``fx / train_focal`` (so the network sees the training focal; shrunk to fit
+            the image, the focal correction covering the rest) and height ``crop_aspect`` x
+            width is fed instead, and its prediction is pasted back, each pixel outside taking
+            the value of the nearest window pixel (FastDepth's NYU view, Wofk et al. 2019).
+        crop_aspect: height / width of the ``focal_crop`` window (the training crop's).
     """
 
     resize: str = "stretch"
@@ -62,8 +71,14 @@ class Preprocessing:
     normalize_first: bool = False
     reflect_pad: bool = False
     output_interpolation: str = "bilinear"
+    view: str = "full"
+    crop_aspect: float = 0.75
 
     def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {self.view!r}")
+        if not 0 < float(self.crop_aspect) <= 10:
+            raise ValueError(f"crop_aspect must be in (0, 10], got {self.crop_aspect}")
         if self.resize not in RESIZE_RULES:
             raise ValueError(f"resize must be one of {RESIZE_RULES}, got {self.resize!r}")
         if self.interpolation not in INTERPOLATIONS:

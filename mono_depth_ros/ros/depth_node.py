@@ -47,6 +47,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -58,7 +59,7 @@ from ..core.health import OK, HealthMonitor, HealthReport, HealthThresholds
 from ..core.image_codec import InvalidImage, compressed_msg_to_rgb, image_msg_to_rgb
 from ..core.pipeline import FramePipeline
 from ..core.stamp_pairing import StampedBuffer
-from ..core.stats import PipelineStats
+from ..core.stats import PipelineStats, Snapshot
 from ..inference.estimator import DepthEstimator
 from ..inference.node_config import (ESTIMATOR_PARAMS, PARAMETERS, PIPELINE_PARAMS, ConfigError,
                                      ParamSpec, build_estimator, pipeline_config,
@@ -80,6 +81,8 @@ LIFECYCLE_PARAMETERS = {
     "autostart": ParamSpec(False, "configure and activate right after start (launch: "
                            "autostart:=true)", read_only=True),
 }
+#: Seconds between the log lines of a stop that waits for a long frame (export, engine build).
+STOP_WAIT_LOG_PERIOD = 10.0
 #: ``diag_*`` parameter -> HealthThresholds field.
 THRESHOLD_PARAMS = {"diag_input_timeout": "input_timeout", "diag_drop_warn": "drop_warn",
                     "diag_skip_warn": "skip_warn", "diag_latency_warn_ms": "latency_warn_ms"}
@@ -137,11 +140,17 @@ class DepthNodeCore:
             qos_profile(self.p("output_reliability"), self.p("output_depth")))
         self.add_on_set_parameters_callback(self._on_params)
         self.add_post_set_parameters_callback(self._after_params)
+        # the status line's scale part reads the scaler the worker mutates: a snapshot
+        self._status_line = Snapshot(lambda: self.scale_source.status(), self._frame_lock)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # Steady clock, not the node's: with use_sim_time the ROS clock stops with the bag and
+        # /clock, and the diagnostics must keep reporting (WARN: no input) exactly then.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.p("diagnostics_period") > 0:
-            self.create_timer(self.p("diagnostics_period"), self.publish_diagnostics)
+            self.create_timer(self.p("diagnostics_period"), self.publish_diagnostics,
+                              clock=steady)
         if self.p("stats_period") > 0:
-            self.create_timer(self.p("stats_period"), self._log_stats)
+            self.create_timer(self.p("stats_period"), self._log_stats, clock=steady)
 
     def p(self, name: str):
         """Current value of parameter ``name``."""
@@ -248,18 +257,29 @@ class DepthNodeCore:
         self.pubs = {name: create_publisher(kind, topic, qout)
                      for name, (topic, kind) in OUTPUT_TOPICS.items()}
         self.pub_info = create_publisher(CameraInfo, "depth/camera_info", qout)
+        self.scale_source.set_active(True)
         self._running = True
         self._worker = threading.Thread(target=self._run, name="depth_worker", daemon=True)
         self._worker.start()
 
     def _stop_io(self, destroy_publisher) -> None:
-        """Stop the worker (after its current frame), unsubscribe, destroy the publishers."""
+        """Stop the worker after its current frame (waiting as long as that frame takes: a
+        first-frame export or TensorRT engine build can take minutes, and the publishers and
+        the model must outlive it), unsubscribe (references too), destroy the publishers."""
         self._running = False
         with self._lock:
             self._lock.notify_all()
         if self._worker is not None:
-            self._worker.join(timeout=30.0)
+            waited = 0.0
+            while self._worker.is_alive():
+                self._worker.join(timeout=STOP_WAIT_LOG_PERIOD)
+                waited += STOP_WAIT_LOG_PERIOD
+                if self._worker.is_alive():
+                    self.get_logger().warning(f"stopping: waiting for the current frame to end "
+                                              f"({waited:.0f} s so far; an export or engine "
+                                              "build runs to completion)")
             self._worker = None
+        self.scale_source.set_active(False)
         for sub in self._subs:
             self.destroy_subscription(sub)
         for pub in [*self.pubs.values(), *([self.pub_info] if self.pub_info else [])]:
@@ -318,6 +338,17 @@ class DepthNodeCore:
                 except Exception as exc:  # noqa: BLE001 - the node must survive any frame
                     self.stats.skip("internal_error")
                     self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}")
+                finally:  # still under the frame lock: what the timers read next
+                    self._refresh_snapshots()
+
+    def _refresh_snapshots(self) -> None:
+        """Recompute the status line and diagnostic sources (worker, frame lock held)."""
+        for snap in (self._status_line, *self._diagnostic_sources):
+            try:
+                snap.refresh()
+            except Exception as exc:  # noqa: BLE001 - a report must never stop the worker
+                self._warn("report_failed", f"status/diagnostics source failed: "
+                           f"{type(exc).__name__}: {exc}")
 
     def _warn(self, reason: str, text: str) -> None:
         """Log ``text`` at most once per ``warn_throttle`` seconds for each ``reason``."""
@@ -408,12 +439,13 @@ class DepthNodeCore:
 
     # --------------------------------------------------------------------- reporting
     def _log_stats(self) -> None:
-        self.get_logger().info(self.stats.summary_line() + self.scale_source.status())
+        self.get_logger().info(self.stats.summary_line() + self._status_line())
 
     def add_diagnostic_source(self, source: Callable[[], Mapping[str, str]]) -> None:
         """Add ``source()``'s ``{key: value}`` to every diagnostics status (e.g. a scale
-        estimate)."""
-        self._diagnostic_sources.append(source)
+        estimate). ``source`` may read state the worker thread mutates: it is called only
+        between frames (:class:`~mono_depth_ros.core.stats.Snapshot`), never mid-frame."""
+        self._diagnostic_sources.append(Snapshot(source, self._frame_lock))
 
     def _state_text(self) -> str:
         return "active" if self.active else ("inactive" if self.pipeline is not None

@@ -148,7 +148,8 @@ class ScaleSourceAdapter:
             node.declare_parameter(name, default, ParameterDescriptor(description=doc))
         self._lock = threading.Lock()
         self._refs: "OrderedDict[int, object]" = OrderedDict()
-        self._subs = []
+        self._subs, self._sub_source = [], "none"
+        self._active = False  # reference subscriptions open only while the node's inputs are
         self._tf_buffer = None
         self.last: Optional[ScaleState] = None
         self.pub = node.create_publisher(Float32MultiArray, "depth/scale", qos_out)
@@ -187,12 +188,22 @@ class ScaleSourceAdapter:
         return SetParametersResult(successful=True)
 
     def _subscribe(self, source: str) -> None:
+        """Unsubscribe the old source's reference topics, subscribe the new one's (none while
+        the node is not active: :meth:`set_active`)."""
+        self._sub_source = source
         for sub in self._subs:
             self.node.destroy_subscription(sub)
         with self._lock:
             self._refs.clear()
         self._subs = [self.node.create_subscription(kind, topic, self._on_reference, self.qos_in)
-                      for topic, kind in REFERENCE_TOPICS.get(source, ())]
+                      for topic, kind in (REFERENCE_TOPICS.get(source, ()) if self._active
+                                          else ())]
+
+    def set_active(self, active: bool) -> None:
+        """Open (True: the node starts its inputs) or close (False: deactivate, shutdown) the
+        reference subscriptions of the source in effect; a deactivated node subscribes nothing."""
+        self._active = bool(active)
+        self._subscribe(self._sub_source)
 
     def _on_reference(self, msg) -> None:
         with self._lock:

@@ -90,6 +90,13 @@ class TrainConfig:
     ``focal_norm`` / ``ref_focal`` (0 = the first training set's median ``fx / W``);
     ``zoom_min`` / ``zoom_prob`` focal augmentation; ``photometric`` image augmentations;
     ``init_checkpoint`` starts from the weights of a checkpoint of the same model.
+
+    Distillation (:func:`depth_objective`): ``teacher`` is a checkpoint of a registered
+    metric-depth model, frozen; on every training frame its prediction (with ``teacher_flip``
+    the mean of the image's and its mirror image's, mirrored back) is a second target,
+    weighted ``teacher_weight``, with ``teacher_loss`` (empty: ``loss``). Training sets may
+    then be colour images without depth (the teacher labels them), and the canonical camera of
+    ``focal_norm`` is the teacher's (``ref_focal`` 0 = its ``train_focal``).
     """
 
     model: str = "fastdepth"
@@ -120,6 +127,10 @@ class TrainConfig:
     zoom_prob: float = 0.5
     photometric: bool = False
     init_checkpoint: str = ""
+    teacher: str = ""
+    teacher_weight: float = 1.0
+    teacher_loss: str = ""
+    teacher_flip: bool = True
 
 
 def _specs(spec: Union[str, Sequence[str]]) -> List[str]:
@@ -160,11 +171,15 @@ class Pack:
         or None; ``fx_norm``: median fx / width; ``fxn``: ``N`` float64 per-frame fx / width;
         ``baseline``: stereo baseline (m) or None.
 
+    ``unlabelled``: a set of colour images only is accepted, with all-NaN depth (for
+    distillation, where a teacher provides the targets).
+
     Raises:
-        ValueError: a dataset with neither depth, labels nor stereo pairs.
+        ValueError: a dataset with neither depth, labels nor stereo pairs (unless
+            ``unlabelled``).
     """
 
-    def __init__(self, spec: str, size: Tuple[int, int], **options):
+    def __init__(self, spec: str, size: Tuple[int, int], unlabelled: bool = False, **options):
         path, frames = _split_spec(spec)
         ds = open_dataset(path, frames, **options)
         h, w = size
@@ -197,7 +212,11 @@ class Pack:
         self.labels = get("labels", np.uint8)
         self.rgb_right = get("rgb_right", np.uint8)
         if self.depth is None and self.labels is None and self.rgb_right is None:
-            raise ValueError(f"{spec}: frames carry no depth, labels or stereo pairs to train on")
+            if not unlabelled:
+                raise ValueError(f"{spec}: frames carry no depth, labels or stereo pairs to train "
+                                 "on (colour-only sets need a teacher)")
+            # colour only (a teacher labels them): every ground-truth pixel invalid
+            self.depth = np.full(self.rgb.shape[:3], np.nan, np.float16)
         self.fx_norm = float(np.median(fxn))
         self.fxn = np.asarray(fxn, np.float64)
         # intrinsics at pack resolution (for rotations about the principal point)
@@ -378,19 +397,49 @@ _TO_UNIT: Dict[str, Callable[[torch.Tensor, ModelSpec], torch.Tensor]] = {
 }
 
 
-def depth_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:
-    """Supervised depth: ground truth converted to the spec's output unit, valid pixels only."""
-    if "depth" not in batch:
+@torch.no_grad()
+def teacher_depth(teacher, batch, device, flip: bool = True) -> torch.Tensor:
+    """``B x 1 x h x w`` float32 metric depth of a frozen ``teacher`` for the batch's images
+    (its own normalisation; with ``flip`` the mean of the image's and its mirror image's
+    predictions, mirrored back). Its canonical camera is the teacher's ``train_focal``."""
+    x = model_input(teacher.spec, batch, device)
+    if flip:
+        both = teacher(torch.cat([x, x.flip(-1)]))
+        both = both["depth"] if isinstance(both, dict) else both
+        n = x.shape[0]
+        return (0.5 * (both[:n] + both[n:].flip(-1))).float()
+    out = teacher(x)
+    return (out["depth"] if isinstance(out, dict) else out).float()
+
+
+def depth_objective(model, spec: ModelSpec, batch, device, loss_fn, teacher=None,
+                    teacher_weight: float = 1.0, teacher_loss=None, teacher_flip: bool = True
+                    ) -> torch.Tensor:
+    """Supervised depth: ground truth converted to the spec's output unit, valid pixels only;
+    with a ``teacher`` (distillation) plus ``teacher_weight`` x ``teacher_loss`` (default
+    ``loss_fn``) against the teacher's depth (:func:`teacher_depth`) on every frame.
+
+    Raises:
+        ValueError: no depth in the batch and no teacher.
+    """
+    if "depth" not in batch and teacher is None:
         raise ValueError(f"{spec.name} is trained on depth: the training data have none")
     out = model(model_input(spec, batch, device))
-    pred = out["depth"] if isinstance(out, dict) else out
-    depth = batch["depth"].to(device)
-    if "focal_scale" in batch:  # focal normalisation: depth as the canonical camera would see it
-        depth = depth * batch["focal_scale"].to(device).view(-1, 1, 1, 1)
-    # depth beyond the model's range (e.g. sky at the far plane) is taught as the range limit
-    depth = depth.clamp(*spec.depth_range)
-    target = _TO_UNIT[spec.output_kind](depth, spec)
-    return loss_fn(pred.float(), target)
+    pred = (out["depth"] if isinstance(out, dict) else out).float()
+    loss = pred.new_zeros(())
+    if "depth" in batch:
+        depth = batch["depth"].to(device)
+        if "focal_scale" in batch:  # focal normalisation: depth as the canonical camera sees it
+            depth = depth * batch["focal_scale"].to(device).view(-1, 1, 1, 1)
+        # depth beyond the model's range (e.g. sky at the far plane) is taught as the range limit
+        depth = depth.clamp(*spec.depth_range)
+        loss = loss + loss_fn(pred, _TO_UNIT[spec.output_kind](depth, spec))
+    if teacher is not None:
+        t = teacher_depth(teacher, batch, device, teacher_flip)
+        t = torch.where(t > 0, t.clamp(*spec.depth_range), torch.full_like(t, float("nan")))
+        loss = loss + teacher_weight * (teacher_loss or loss_fn)(pred, _TO_UNIT[spec.output_kind](
+            t, spec))
+    return loss
 
 
 def segmentation_objective(model, spec: ModelSpec, batch, device, loss_fn) -> torch.Tensor:
@@ -508,7 +557,8 @@ def _load_data(cfg: TrainConfig, model, objective, rank: int, world: int, loss_f
         raise ValueError(f"zoom_min must be in (0, 1], got {cfg.zoom_min}")
     # stereo objectives need the right image of each pair from the reader
     opts = {"stereo": True} if objective is stereo_objective else {}
-    train_packs = [load_pack(spec, size, **opts) for spec in _specs(cfg.train)]
+    train_packs = [load_pack(spec, size, unlabelled=bool(cfg.teacher), **opts)
+                   for spec in _specs(cfg.train)]
     val_packs = [load_pack(spec, size, **opts) for spec in _specs(cfg.val)]
     mixed = MixedPacks(train_packs, cfg.mix)
     if rank == 0:
@@ -654,6 +704,8 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
         _init_weights(model, cfg.init_checkpoint)
     objective, default_loss = OBJECTIVES[objective_for(model.spec)]
     loss_fn = create_loss(cfg.loss or default_loss or model.spec.recommended_loss)
+    if cfg.teacher:
+        objective, cfg = _with_teacher(cfg, model, objective, loss_fn, device)
     train_data, val_packs = _load_data(cfg, model, objective, rank, world, loss_fn)
     model.to(device)
     net = model
@@ -736,6 +788,37 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
     return out / "best.pt"
 
 
+def _with_teacher(cfg: TrainConfig, model, objective, loss_fn, device):
+    """The distillation objective (a frozen teacher bound into :func:`depth_objective`) and the
+    config with the teacher's canonical camera as ``ref_focal`` when none is given.
+
+    Raises:
+        ValueError: a teacher for a model that is not trained on depth, a teacher whose output
+            is not metric depth, or a ``ref_focal`` that differs from the teacher's camera.
+    """
+    import dataclasses
+    import functools
+    if objective is not depth_objective:
+        raise ValueError(f"a teacher needs a depth model; {model.spec.name} is trained otherwise")
+    ck = load_checkpoint(cfg.teacher)
+    teacher = create_model(ck["model"], checkpoint=cfg.teacher).to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    if teacher.spec.output_kind != "metric_depth":
+        raise ValueError(f"teacher {cfg.teacher}: output {teacher.spec.output_kind}, not metric depth")
+    focal = teacher.spec.train_focal
+    if cfg.focal_norm and focal:
+        if cfg.ref_focal and abs(cfg.ref_focal - focal) > 1e-6:
+            raise ValueError(f"ref_focal {cfg.ref_focal} differs from the teacher's canonical "
+                             f"camera (train_focal {focal}): its depth would be off by the ratio")
+        cfg = dataclasses.replace(cfg, ref_focal=focal)
+    tloss = create_loss(cfg.teacher_loss) if cfg.teacher_loss else None
+    bound = functools.partial(objective, teacher=teacher, teacher_weight=cfg.teacher_weight,
+                              teacher_loss=tloss, teacher_flip=cfg.teacher_flip)
+    bound.__name__ = f"{objective.__name__} + teacher {Path(cfg.teacher).name}"  # for the log
+    return bound, cfg
+
+
 def median_depth(packs: List["Pack"]) -> Optional[float]:
     """Median of the valid depth (m) over all frames of ``packs``, or None without depth."""
     depths = [p.depth[np.isfinite(p.depth)] for p in packs if p.depth is not None]
@@ -746,12 +829,12 @@ def median_depth(packs: List["Pack"]) -> Optional[float]:
 _PACKS: Dict[tuple, "Pack"] = {}
 
 
-def load_pack(spec: str, size: Tuple[int, int], **options) -> Pack:
+def load_pack(spec: str, size: Tuple[int, int], unlabelled: bool = False, **options) -> Pack:
     """:class:`Pack` for ``spec`` at ``size``, kept for the life of the process, so a runner that
     trains several models on one dataset (the ablation) decodes it once."""
-    key = (spec, tuple(size), tuple(sorted(options.items())))
+    key = (spec, tuple(size), unlabelled, tuple(sorted(options.items())))
     if key not in _PACKS:
-        _PACKS[key] = Pack(spec, size, **options)
+        _PACKS[key] = Pack(spec, size, unlabelled=unlabelled, **options)
     return _PACKS[key]
 
 
