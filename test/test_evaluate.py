@@ -134,7 +134,8 @@ def test_relative_model_row_is_labelled_aligned_not_metric(tmp_path):
                             progress=False, baseline="none")
     assert metric["mean_label"] == "metric"
     assert format_table(metric).splitlines()[2].startswith("| metric |")
-    assert (metric["frames_expected"], metric["frames_scored"], metric["frames_missing"]) == (3, 3, 0)
+    counts = (metric["frames_expected"], metric["frames_scored"], metric["frames_missing"])
+    assert counts == (3, 3, 0)
 
 
 def test_bag_frames_the_node_did_not_publish_are_counted_missing(tmp_path):
