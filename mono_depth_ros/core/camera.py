@@ -7,17 +7,18 @@ taken from it. Following ``image_geometry.PinholeCameraModel``: the image's intr
 (0 means 1); the same for ``P``. An ROI of zero width or height is the full image.
 
 Lens distortion (``plumb_bob``, ``rational_polynomial``: OpenCV's model; ``equidistant``:
-OpenCV's fisheye model) is removed by **rectifying the image before inference** with the maps
-of ``cv2.initUndistortRectifyMap(K, D, R, P)`` (what ``image_proc``'s rectify node does),
-cached per camera. Pixels of the rectified image that have no source pixel (outside the raw
-image: the black border when P keeps a wider view than the raw image covers, as
-camera_calibration's alpha > 0 does, a pincushion lens, or a rotating R) are not image content: :meth:`Rectifier.valid_mask` remaps a validity mask once per camera with the
-same maps, and the pipeline sets the depth there to NaN (REP 118: no measurement), so no depth
-computed on black fill is ever published. Rectifying first, rather than back-projecting through
-undistorted rays, is what the networks expect (they were trained on pinhole images, so straight
-lines stay straight) and it makes every output - depth image, cloud, ``depth/camera_info`` - a
-plain pinhole camera that any consumer reads correctly: the published camera_info is ``P``'s
-camera with ``D`` zero, ``R`` identity, no binning and no ROI. Distortion coefficients act on
+OpenCV's fisheye model) is removed by **rectifying the image before inference** with the maps of
+``cv2.initUndistortRectifyMap(K, D, R, P)`` (what ``image_proc``'s rectify node does), cached
+per camera. Pixels of the rectified image that have no source pixel (outside the raw image: the
+black border when P keeps a wider view than the raw image covers, as camera_calibration's alpha
+> 0 does, a pincushion lens, or a rotating R) are not image content:
+:meth:`Rectifier.valid_mask` remaps a validity mask once per camera with the same maps, and the
+pipeline sets the depth there to NaN (REP 118: no measurement), so no depth computed on black
+fill is ever published. Rectifying first, rather than back-projecting through undistorted rays,
+is what the networks expect (they were trained on pinhole images, so straight lines stay
+straight) and it makes every output - depth image, cloud, ``depth/camera_info`` - a plain
+pinhole camera that any consumer reads correctly: the published camera_info is ``P``'s camera
+with ``D`` zero, ``R`` identity, no binning and no ROI. Distortion coefficients act on
 normalised coordinates, so applying them with the ROI/binning-adjusted K is exact.
 
 An image whose size differs from what camera_info predicts is accepted when only uniformly
