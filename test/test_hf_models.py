@@ -20,8 +20,8 @@ from hf_helpers import make_tiny, transformers  # noqa: F401  (skips without tra
 from mono_depth_ros.inference.estimator import DepthEstimator
 from mono_depth_ros.inference.preprocess import prepare, restore
 from mono_depth_ros.models import create_model, get_spec, list_models
-from mono_depth_ros.models.hf import (FAMILIES, HF_MODELS, HubWeightsUnavailable, hf_spec,
-                                      processor_overrides)
+from mono_depth_ros.models.hf import (FAMILIES, HF_MODELS, HubId, HubWeightsUnavailable, hf_spec,
+                                      parse_hub_id, processor_overrides)
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["depth_anything_v2_small", "depth_anything_v2_base", "depth_anything_v2_large",
@@ -77,7 +77,8 @@ def test_every_issue_name_is_registered_with_hub_id_kind_range_licence_citation(
     assert set(NAMES) == set(HF_MODELS) and set(NAMES) <= set(list_models())
     for name in NAMES:
         spec = get_spec(name)
-        assert spec.extras["hub_id"].count("/") == 1
+        assert spec.extras["hub_id"].startswith("hf:") and spec.extras["hub_id"].count("/") == 1
+        assert parse_hub_id(spec.extras["hub_id"]).revision is None
         assert spec.weights_licence and spec.citation and spec.description
         assert 0 < spec.depth_range[0] < spec.depth_range[1]
     relative = {n for n in NAMES if get_spec(n).is_relative}
@@ -201,6 +202,52 @@ def _blocked_run(code: str, env: dict) -> subprocess.CompletedProcess:
                           text=True, timeout=180)
 
 
+def test_hub_ids_need_the_explicit_form_and_pin_the_revision(tmp_path, monkeypatch):
+    assert parse_hub_id("hf:Intel/dpt-large") == HubId("Intel/dpt-large")
+    assert parse_hub_id("hf:Intel/dpt-large@v1.0") == HubId("Intel/dpt-large", "v1.0")
+    assert parse_hub_id("hf:a/b@refs/pr/1").revision == "refs/pr/1"
+    assert parse_hub_id("Intel/dpt-large") is None  # a path
+    for bad in ("hf:Intel", "hf:/dpt", "hf:a/b/c", "hf:a/b@", "hf:a b/c"):
+        with pytest.raises(ValueError, match="malformed hub id"):
+            parse_hub_id(bad)
+    # a mistyped relative path with one '/' is a missing folder, never someone's repository
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found.*hf:owner/name"):
+        create_model("dpt_large", checkpoint="Intel/dpt-large")
+    # the revision reaches from_pretrained (here refused, as offline without a cache)
+    calls = []
+
+    def fake(cls, repo, **kwargs):
+        calls.append((repo, kwargs.get("revision")))
+        raise OSError("offline")
+
+    monkeypatch.setattr(transformers.DPTForDepthEstimation, "from_pretrained", classmethod(fake))
+    with pytest.raises(HubWeightsUnavailable, match="--revision 0123abc"):
+        create_model("dpt_large", checkpoint="hf:Intel/dpt-large@0123abc")
+    with pytest.raises(HubWeightsUnavailable):
+        create_model("dpt_large")  # the registry's id: the default branch
+    assert calls == [("Intel/dpt-large", "0123abc"), ("Intel/dpt-large", None)]
+
+
+def test_scalar_image_mean_and_std_are_broadcast_to_three_channels(tmp_path, frame):
+    """transformers accepts scalars (its Depth Pro conversion writes image_mean=0.5)."""
+    assert processor_overrides({"image_mean": 0.5, "image_std": 0.25}, FAMILIES["dpt"]) == {
+        "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+    zero = processor_overrides({"image_mean": 0, "image_std": [1.0]}, FAMILIES["glpn"])
+    assert zero == {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)}
+    with pytest.raises(ValueError, match="image_std"):
+        processor_overrides({"image_mean": 0.5, "image_std": [1.0, 2.0]}, FAMILIES["dpt"])
+    folder = make_tiny("depth_pro", tmp_path / "scalar")
+    cfg_path = folder / "preprocessor_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(image_mean=0.5, image_std=0.5)
+    cfg_path.write_text(json.dumps(cfg))
+    est = DepthEstimator("depth_pro", checkpoint=str(folder), device="cpu", backend="torch")
+    assert est.spec.mean == (0.5, 0.5, 0.5) and est.spec.std == (0.5, 0.5, 0.5)
+    depth = est.predict(_small(frame), _K(160, 120)).depth
+    assert depth.shape == (120, 160) and np.isfinite(depth).any()
+
+
 def test_offline_without_weights_names_the_hub_id_and_the_fetch_command(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     code = ("from mono_depth_ros.models import create_model\n"
@@ -249,4 +296,4 @@ def test_evaluate_command_runs_hf_checkpoint_folders(tiny_dirs, seven_scenes_dir
         assert report["checkpoint"] == str(tiny_dirs[name])
         assert ("alignment" in report) == (name == "depth_anything_v2_small")
         assert np.isfinite(report["mean"]["abs_rel"])
-    assert "frames: 2" in capsys.readouterr().out
+    assert "scored 2" in capsys.readouterr().out

@@ -33,7 +33,13 @@ def test_defaults_are_valid():
     ({"model": "onnx"}, ["onnx needs checkpoint"]),
     ({"model": "onnx", "checkpoint": "/nonexistent/net.onnx"}, ["does not exist"]),
     ({"model": "depth_anything_v2_small", "checkpoint": "./no/such/folder"},
-     ["neither a save_pretrained folder nor a hub id"]),
+     ["does not exist", "hf:owner/name"]),
+    # a mistyped relative path with one '/' is a missing folder, never a hub repository
+    ({"model": "dpt_large", "checkpoint": "Intel/dpt-large"}, ["does not exist", "hf:owner/name"]),
+    ({"model": "dpt_large", "checkpoint": "hf:Intel"}, ["malformed hub id", "hf:owner/name"]),
+    ({"model": "dpt_large", "checkpoint": "hf:Intel/dpt-large@"}, ["malformed hub id"]),
+    ({"backend": "onnxruntime", "precision": "bf16"}, ["backend onnxruntime", "bf16"]),
+    ({"backend": "tensorrt"}, ["tensorrt needs a CUDA device"]),
     ({"input_width": -32}, ["input_width", "within"]),
     ({"input_height": 5000}, ["input_height", "within"]),
     ({"min_depth": 5.0, "max_depth": 2.0}, ["min_depth < max_depth"]),
@@ -57,10 +63,13 @@ def test_each_invalid_configuration_is_refused_with_a_reason(changes, words):
 
 def test_hf_and_onnx_models_validate_their_own_sizes_and_checkpoints(tmp_path):
     """A Depth Anything target size needs no multiple of 32 (its processor rounds to 14); a hub
-    id or an existing folder / .onnx file is a valid checkpoint (loading checks the rest)."""
+    id (hf:owner/name[@revision]) or an existing folder / .onnx file is a valid checkpoint
+    (loading checks the rest)."""
     assert validate_config(with_(model="depth_anything_v2_small", input_width=518,
                                  input_height=518)) == []
-    assert validate_config(with_(model="dpt_large", checkpoint="Intel/dpt-large")) == []
+    assert validate_config(with_(model="dpt_large", checkpoint="hf:Intel/dpt-large")) == []
+    assert validate_config(with_(model="dpt_large", checkpoint="hf:Intel/dpt-large@main")) == []
+    assert validate_config(with_(model="dpt_large", precision="bf16")) == []  # auto: torch
     assert validate_config(with_(model="glpn_nyu", checkpoint=str(tmp_path))) == []
     (tmp_path / "net.onnx").write_bytes(b"")
     assert validate_config(with_(model="onnx", checkpoint=str(tmp_path / "net.onnx"))) == []

@@ -166,3 +166,32 @@ def test_bench_model_table_has_a_column_per_backend():
     assert rows[0]["cpu_torch_p50_ms"] > 0 and rows[0]["cpu_onnxruntime_p50_ms"] > 0
     table = format_model_table(rows, "cpu", ("torch", "onnxruntime"))
     assert "cpu torch p50 (ms) | cpu onnxruntime p50 (ms)" in table
+
+
+def test_onnx_input_size_must_match_the_files_fixed_shape(tmp_path):
+    """A size the file was not made for is refused at validation with the file's size (it used
+    to pass and then fail on every frame); a side left at 0 is the file's, not the registry's."""
+    from mono_depth_ros.inference.node_config import defaults, estimator_kwargs, validate_config
+    net = create_model("fastdepth").eval()
+    path = export_onnx(net, net.spec, tmp_path / "fd.onnx", torch.rand(1, 3, 64, 96))
+    cfg = {**defaults(), "device": "cpu", "model": "onnx", "checkpoint": str(path)}
+    assert validate_config(cfg) == []
+    assert validate_config({**cfg, "input_width": 96, "input_height": 64}) == []
+    reasons = validate_config({**cfg, "input_width": 128})
+    assert len(reasons) == 1 and "input_width 128 != 96" in reasons[0], reasons
+    assert "fixed 64x96" in reasons[0] and "fd.onnx" in reasons[0]
+    assert estimator_kwargs({**cfg, "input_width": 96})["input_size"] == (64, 96)
+    with pytest.raises(ValueError, match="input_height 32 != 64.*fixed 64x96"):
+        DepthEstimator("onnx", checkpoint=str(path), device="cpu", input_size=(32, 96))
+    # a file with dynamic height and width takes the size asked for
+    dyn = tmp_path / "dyn.onnx"
+    torch.onnx.export(net, (torch.rand(1, 3, 64, 96),), str(dyn), dynamo=False,
+                      input_names=["input"], dynamic_axes={"input": {2: "h", 3: "w"}})
+    (tmp_path / "dyn.yaml").write_text("input_size: [64, 96]\noutput_kind: metric_depth\n")
+    assert validate_config({**cfg, "checkpoint": str(dyn), "input_width": 128}) == []
+    est = DepthEstimator("onnx", checkpoint=str(dyn), device="cpu", input_size=(64, 128))
+    assert np.isfinite(est.predict(FRAME, K).depth).any()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a protobuf")
+    assert "not a readable ONNX file" in " ".join(
+        validate_config({**cfg, "checkpoint": str(broken), "input_width": 96}))

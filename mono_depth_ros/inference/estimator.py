@@ -24,7 +24,7 @@ from ..core.paths import shipped_file
 from ..models import create_model, get_spec
 from ..models.registry import loads_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
-from .backends import make_runner, resolve_backend
+from .backends import backend_precision_problem, make_runner, resolve_backend
 from .device_path import DeviceFrame
 from .preprocess import prepare, restore
 
@@ -160,11 +160,18 @@ class DepthEstimator:
             cloud on the model's device with one device-to-host copy
             (:class:`~mono_depth_ros.inference.device_path.DeviceFrame`).
 
+    Export-based backends (``onnxruntime``, ``tensorrt``) export and load their graph here, when
+    the estimator is built, for the input shape the model always gets (every model whose resize
+    rule is ``stretch``; keep-aspect models prepare each new shape on its first frame). A failure
+    there (export error, unwritable cache folder, ONNX Runtime refusing the graph) runs PyTorch
+    instead with one warning and the reason in :attr:`backend_fallback`, never a failing frame.
+
     Attributes:
         spec: the model's contract; ``warnings``: messages for the caller to log once;
-        ``precision``: the precision that runs (``fp32`` after a fallback);
-        ``backend``: the backend in use; ``builds_clouds``: ``predict`` can build the cloud on
-        the device.
+        ``precision``: the precision that runs (``fp32`` after a fallback, e.g. fp16 on a CPU or
+        bf16 with the fp32-only ``onnxruntime`` backend);
+        ``backend``: the backend in use (``torch`` after a fallback); ``builds_clouds``:
+        ``predict`` can build the cloud on the device.
 
     Raises:
         UnknownModelError, FileNotFoundError, ValueError: from model creation / device choice.
@@ -211,12 +218,22 @@ class DepthEstimator:
         if any(s <= 0 or s % multiple for s in self.input_size):
             raise ValueError(f"input_size must be positive multiples of {multiple}, "
                              f"got {self.input_size}")
-        self.backend, more = resolve_backend(backend, model, self.device,
-                                             trained=self.checkpoint is not None,
-                                             stateful=bool(getattr(self.net, "stateful", False)),
-                                             onnx_file=hasattr(self.net, "file_spec"))
+        size_check = getattr(self.net, "input_size_problem", None)  # a file's fixed shape
+        problem = size_check(self.input_size) if size_check is not None else None
+        if problem:
+            raise ValueError(problem)
+        self._backend, more = resolve_backend(backend, model, self.device,
+                                              trained=self.checkpoint is not None,
+                                              stateful=bool(getattr(self.net, "stateful", False)),
+                                              onnx_file=hasattr(self.net, "file_spec"),
+                                              precision=self.precision)
         self.warnings += more
-        self._run = make_runner(self.backend, self.net, self.device)
+        problem = backend_precision_problem(self._backend, self.precision)
+        if problem:
+            self.warnings.append(f"{problem}: using fp32")
+            self.dtype, self.precision = torch.float32, "fp32"
+        self._run = make_runner(self._backend, self.net, self.device, self.precision)
+        self._prepare_backend()
         lo, hi = self.spec.depth_range
         self.min_depth = float(lo if min_depth is None else min_depth)
         self.max_depth = float(hi if max_depth is None else max_depth)
@@ -226,6 +243,47 @@ class DepthEstimator:
             raise ValueError(f"device_path must be one of {DEVICE_PATH_CHOICES}, got {device_path!r}")
         on = device_path == "on" or (device_path == "auto" and self.device.type == "cuda")
         self._device_frame = DeviceFrame(self.device, self.min_depth, self.max_depth) if on else None
+
+    def _network_input(self, x: torch.Tensor, prepare_for
+                       ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(input, segmentation)``: ``x`` (``1 x 3 x h x w``) with the front end's class
+        scores (``1 x classes x h' x w'``, also returned) appended for models that need them;
+        ``prepare_for(spec, size)`` prepares the image for the front end."""
+        if self.frontend is None:
+            return x, None
+        fs = self.frontend.spec
+        seg = self.frontend(prepare_for(fs, fs.input_size).x)["segmentation"]
+        seg_in = F.interpolate(seg.float(), size=x.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        return torch.cat([x, seg_in.to(x.dtype)], dim=1), seg
+
+    @torch.inference_mode()
+    def _prepare_backend(self) -> None:
+        """Export and load the graph of an export-based backend now (configure), outside
+        autocast, for the one input shape of a ``stretch`` model; fall back to PyTorch with one
+        warning when that fails (:attr:`backend_fallback`). A model whose input shape follows
+        the image prepares each shape on its first frame (same fallback)."""
+        prepare_shape = getattr(self._run, "prepare_shape", None)
+        if prepare_shape is None or self.spec.preprocessing.resize != "stretch":
+            return
+        blank = np.zeros((*self.input_size, 3), dtype=np.uint8)
+        x = prepare(blank, self.spec, self.input_size, self.device).x
+        x = self._network_input(x, lambda s, size: prepare(blank, s, size, self.device))[0]
+        prepare_shape(x)
+        if self.backend_fallback:
+            self.warnings.append(self.backend_fallback)
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: the one asked for (after ``auto``), or ``torch`` after a
+        fallback (:attr:`backend_fallback`)."""
+        return "torch" if self.backend_fallback else self._backend
+
+    @property
+    def backend_fallback(self) -> Optional[str]:
+        """Why the export-based backend fell back to PyTorch (export error, unwritable cache,
+        graph refused), or None while it runs as asked. For the node's ``/diagnostics``."""
+        return getattr(self._run, "fallback_reason", None)
 
     @property
     def builds_clouds(self) -> bool:
@@ -260,7 +318,7 @@ class DepthEstimator:
         # no weight-cast cache: a captured CUDA graph must not hold tensors of a cache that
         # autocast frees when the context exits
         return torch.autocast(self.device.type, dtype=self.dtype,
-                              cache_enabled=self.backend != "cuda_graph")
+                              cache_enabled=self._backend != "cuda_graph")
 
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, K: np.ndarray, cloud_decimation: Optional[int] = None,
@@ -297,12 +355,7 @@ class DepthEstimator:
         t1 = time.perf_counter()
         seg, focal_ratio = None, None
         with self._autocast():
-            if self.frontend is not None:
-                fs = self.frontend.spec
-                seg = self.frontend(_prepare(fs, fs.input_size).x)["segmentation"]
-                seg_in = F.interpolate(seg.float(), size=x.shape[-2:], mode="bilinear",
-                                       align_corners=False)
-                x = torch.cat([x, seg_in.to(x.dtype)], dim=1)
+            x, seg = self._network_input(x, _prepare)
             out = self._run(x)
         if isinstance(out, dict):
             seg = out.get("segmentation", seg)

@@ -10,7 +10,9 @@ device, a precision the device supports, network input sizes that are positive m
 model's multiple (32 for the package's networks, 14 for DINOv2-based Hugging Face models; 0 = the
 model's default), ``0 <= min_depth < max_depth`` after defaults, and checkpoint files that exist,
 load with ``torch.load(weights_only=True)`` (data, never code) and hold the selected model (for
-Hugging Face and ONNX models: an existing folder / hub id / ``.onnx`` file).
+Hugging Face models: an existing ``save_pretrained`` folder or a hub id written
+``hf:owner/name[@revision]``; for ONNX models: an existing ``.onnx`` file whose fixed input shape
+matches ``input_width`` / ``input_height``), and a backend that can run the precision.
 :func:`build_estimator` then builds the network, which also checks that the weights fit the
 architecture (strict state-dict load).
 """
@@ -27,9 +29,11 @@ import torch
 from ..core.image_codec import MAX_DECODED_PIXELS
 from ..core.pipeline import PipelineConfig
 from ..models import get_spec, list_models, load_checkpoint
-from ..models.hf import is_hub_id
+from ..models.hf import is_hub_id, parse_hub_id
+from ..models.onnx_model import file_input_hw, input_size_problem
 from ..models.registry import loads_checkpoint
 from .backends import CHOICES as BACKEND_CHOICES
+from .backends import backend_precision_problem, resolve_backend
 from .estimator import (DEVICE_PATH_CHOICES, PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator,
                         precision_problem, select_device)
 
@@ -67,8 +71,8 @@ PARAMETERS: Dict[str, ParamSpec] = {
     # --- the network (a change rebuilds it; validated and built before it is accepted)
     "model": P("fastdepth", "registered model name (mono-depth-ros models lists them)",
                "estimator"),
-    "checkpoint": P("", "weights file, Hugging Face folder or hub id, or .onnx file; empty = "
-                    "the model's shipped weights or hub id", "estimator"),
+    "checkpoint": P("", "weights file, Hugging Face folder or hub id (hf:owner/name[@revision]), "
+                    "or .onnx file; empty = the model's shipped weights or hub id", "estimator"),
     "seg_checkpoint": P("", "unet_seg weights for models that need OHES input", "estimator"),
     "device": P("auto", "auto (CUDA if available, else CPU), cpu, cuda, cuda:N", "estimator"),
     "precision": P("fp32", "fp32, fp16 (CUDA) or bf16 (CPU, or a GPU that supports it)",
@@ -221,13 +225,47 @@ def check_external_checkpoint(path: str, model: str) -> Optional[str]:
     """Why ``path`` cannot be the weights of ``model``, a model that loads its own kind of
     checkpoint (a Hugging Face folder or hub id, an ``.onnx`` file), or None. Only what can be
     told without loading: an existing ``.onnx`` file for ``onnx``; an existing folder, or a
-    ``owner/name`` hub id, for the Hugging Face models (loading then says more)."""
+    well-formed ``hf:owner/name[@revision]`` hub id, for the Hugging Face models (loading then
+    says more). A path that does not exist is never taken for a hub id."""
     p = Path(path).expanduser()
     if model == "onnx":
         return None if p.is_file() else f"checkpoint {path!r} (an .onnx file) does not exist"
-    if p.is_dir() or is_hub_id(path):
+    if is_hub_id(path):
+        try:
+            parse_hub_id(path)
+        except ValueError as exc:
+            return f"checkpoint: {exc}"
         return None
-    return f"checkpoint {path!r} is neither a save_pretrained folder nor a hub id (owner/name)"
+    if p.is_dir():
+        return None
+    what = "is not a folder" if p.exists() else "does not exist"
+    return (f"checkpoint {path!r} {what}: give a save_pretrained folder, or a hub id written "
+            "hf:owner/name[@revision]")
+
+
+def _onnx_size_reasons(v: Mapping[str, Any]) -> List[str]:
+    """An ``onnx`` model's input size set (non-zero) that its file's fixed shape refuses."""
+    size = (v["input_height"], v["input_width"])
+    if v["model"] != "onnx" or not any(size) or not Path(v["checkpoint"]).expanduser().is_file():
+        return []
+    try:
+        problem = input_size_problem(Path(v["checkpoint"]).expanduser(), size)
+    except ValueError as exc:
+        return [f"checkpoint: {exc}"]
+    return [problem] if problem else []
+
+
+def _backend_reasons(v: Mapping[str, Any], device: torch.device) -> List[str]:
+    """The backend that would run (``auto`` resolved) refused for this device, model or
+    precision (e.g. ``onnxruntime``, which runs fp32 graphs, with bf16)."""
+    try:
+        backend, _ = resolve_backend(v["backend"], v["model"], device, trained=True,
+                                     stateful=v["stateful"], onnx_file=v["model"] == "onnx",
+                                     precision=v["precision"])
+    except ValueError as exc:
+        return [str(exc)]
+    problem = backend_precision_problem(backend, v["precision"])
+    return [problem] if problem else []
 
 
 def _size_reasons(v: Mapping[str, Any]) -> List[str]:
@@ -268,6 +306,8 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
         why = check_precision(v["precision"], dev)
         if why:
             reasons.append(why)
+        else:
+            reasons += _backend_reasons(v, dev)
     lo = v["min_depth"] or spec.depth_range[0]
     hi = v["max_depth"] or spec.depth_range[1]
     if not 0 <= lo < hi:
@@ -278,7 +318,8 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
         reasons.append(f"need colored_min < colored_max (or both 0: automatic), got {cmin}, {cmax}")
     if loads_checkpoint(v["model"]):
         if v["checkpoint"]:
-            reasons += [r for r in [check_external_checkpoint(v["checkpoint"], v["model"])] if r]
+            why = check_external_checkpoint(v["checkpoint"], v["model"])
+            reasons += [why] if why else _onnx_size_reasons(v)
         elif v["model"] == "onnx":
             reasons.append("model onnx needs checkpoint:=FILE.onnx")
     elif v["checkpoint"]:
@@ -296,6 +337,9 @@ def estimator_kwargs(values: Mapping[str, Any]) -> Dict[str, Any]:
     size = None
     if w or h:
         dh, dw = get_spec(v["model"]).input_size
+        if v["model"] == "onnx":  # the other side: the file's own, not the registry's
+            fh, fw = file_input_hw(Path(v["checkpoint"]).expanduser())
+            dh, dw = fh or dh, fw or dw
         size = (h or dh, w or dw)
     return dict(model=v["model"], checkpoint=v["checkpoint"] or None,
                 seg_checkpoint=v["seg_checkpoint"] or None, device=v["device"],

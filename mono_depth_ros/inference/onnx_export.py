@@ -5,8 +5,13 @@ dynamo exporter when tracing fails), stores the :class:`ModelSpec` as JSON under
 ``mono_depth_ros.spec`` (with ``input_size`` = the exported size and a ``stretch`` resize, since
 the file has a fixed shape) and, for models returning a dict, the output names. ``parity`` runs
 the file in ONNX Runtime and the network in PyTorch on one input and returns the largest absolute
-difference per output. ``cached_export`` keeps exports in a cache folder keyed by the weights'
-content, so a changed checkpoint is exported again.
+difference per output. ``cached_export`` keeps exports in a cache folder keyed by everything
+that changes the graph (:func:`weights_key`: the weights' content and dtypes, the spec, the input
+shape, the precision, the device, the opset, the torch and onnx versions and this recipe's
+version), so a changed checkpoint or setting is exported again, never served a stale graph.
+
+Exports are always fp32 graphs traced outside autocast: a graph traced inside a bf16 autocast
+region carries bf16 casts that ONNX Runtime refuses (``INVALID_GRAPH ... tensor(bfloat16)``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ from ..models.onnx_model import OUTPUTS_KEY, SPEC_KEY, OnnxModel
 from ..models.spec import ModelSpec
 
 OPSET = 17
-#: Bumped when the export recipe changes, so cached files are rebuilt.
-EXPORT_VERSION = 1
+#: Bumped when the export recipe changes, so cached files are rebuilt (2: fp32 outside autocast,
+#: precision and device in the key).
+EXPORT_VERSION = 2
+#: The precision of every exported graph (the ``tensorrt`` backend lowers it in its engines).
+EXPORT_PRECISION = "fp32"
 
 
 def cache_dir() -> Path:
@@ -73,9 +81,15 @@ def export_onnx(net: nn.Module, spec: ModelSpec, path: Union[str, Path], example
 
     Raises:
         RuntimeError: both exporters failed (the message has the first error).
+        OSError: ``path``'s folder cannot be created or written.
     """
+    # fp32 whatever the caller's autocast: traced casts to bf16/fp16 would end in the graph
+    with torch.autocast(example.device.type, enabled=False):
+        return _export_onnx(net, spec, Path(path), example.float())
+
+
+def _export_onnx(net: nn.Module, spec: ModelSpec, path: Path, example: torch.Tensor) -> Path:
     import onnx
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval()
     with torch.inference_mode():
@@ -137,25 +151,42 @@ def parity(net: nn.Module, onnx_path: Union[str, Path], example: torch.Tensor,
             for k in ref}
 
 
-def weights_key(net: nn.Module, spec: ModelSpec, shape: Tuple[int, ...]) -> str:
-    """Content hash of the weights, the spec, the input shape and the torch version: the cache
-    key of an export (a changed checkpoint changes the key)."""
+def weights_key(net: nn.Module, spec: ModelSpec, shape: Tuple[int, ...],
+                precision: str = EXPORT_PRECISION, device: str = "cpu") -> str:
+    """The cache key of an export: a hash of everything that changes the graph.
+
+    Covers the weights' names, dtypes and content (a changed checkpoint changes the key), the
+    spec (the model), the input ``shape``, the graph's ``precision``, the ``device`` type it was
+    traced on, the opset, the torch and onnx versions and :data:`EXPORT_VERSION`.
+    """
+    try:
+        import onnx
+        onnx_version = onnx.__version__
+    except ImportError:  # the export needs it; the key is still defined without it
+        onnx_version = "none"
     h = hashlib.blake2b(digest_size=12)
     for name, t in net.state_dict().items():
-        h.update(name.encode())
+        h.update(f"{name}|{t.dtype}".encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes() if t.dtype != torch.bfloat16
                  else t.detach().float().cpu().numpy().tobytes())
     h.update(json.dumps(spec.to_dict(), sort_keys=True, default=str).encode())
-    h.update(f"{tuple(shape)}|{torch.__version__}|{EXPORT_VERSION}".encode())
+    h.update(f"{tuple(shape)}|{precision}|{device}|opset{OPSET}|torch{torch.__version__}|"
+             f"onnx{onnx_version}|{EXPORT_VERSION}".encode())
     return h.hexdigest()
 
 
 def cached_export(net: nn.Module, spec: ModelSpec, example: torch.Tensor,
                   folder: Optional[Path] = None) -> Path:
-    """The ONNX export of ``net`` at ``example``'s shape from the cache, exported on a miss."""
-    key = weights_key(net, spec, tuple(example.shape))
+    """The fp32 ONNX export of ``net`` at ``example``'s shape from the cache (``folder`` or
+    :func:`cache_dir`), exported on a miss (outside autocast, see :func:`export_onnx`).
+
+    Raises:
+        RuntimeError, OSError: the export failed or the cache folder cannot be written (or, with
+            no home folder, found).
+    """
+    key = weights_key(net, spec, tuple(example.shape), EXPORT_PRECISION, example.device.type)
     h, w = example.shape[-2:]
-    path = (folder or cache_dir()) / f"{spec.name}-{h}x{w}-{key}.onnx"
+    path = (folder or cache_dir()) / f"{spec.name}-{h}x{w}-{EXPORT_PRECISION}-{key}.onnx"
     if not path.is_file():
         export_onnx(net, spec, path, example)
     return path

@@ -17,14 +17,14 @@ finds it. The students trained from it by ``mono-depth-ros train`` use the same 
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .registry import register_model
-from .spec import ModelSpec
+from .spec import ModelSpec, Preprocessing
 
 #: Channel widths of the authors' pruned network (NetAdapt): the stem, then the 13 pointwise
 #: convolutions of the encoder blocks.
@@ -135,27 +135,6 @@ class FastDepthNYU(nn.Module):
         return F.relu(self.head(y))
 
 
-def view_window(image_hw: Tuple[int, int], fx: float) -> Tuple[int, int, int, int]:
-    """Centred window ``(top, left, height, width)`` of an image that matches the training view.
-
-    Its width makes the focal at the 224-px input equal the training one
-    (``fx * 224 / width = TRAIN_FOCAL_PX``) and its aspect is the training crop's (3:4); a
-    window that would not fit is shrunk (same aspect) to the largest one that does, and the
-    focal correction of the runtime covers the rest (:func:`~mono_depth_ros.models.spec.
-    focal_correction` with the window's width).
-
-    Raises:
-        ValueError: non-positive ``fx`` or image size.
-    """
-    H, W = int(image_hw[0]), int(image_hw[1])
-    if not (fx > 0 and H > 0 and W > 0):
-        raise ValueError(f"need fx > 0 and a non-empty image, got fx={fx}, size={image_hw}")
-    w = min(fx * 224.0 / TRAIN_FOCAL_PX, W, H / TRAIN_CROP_ASPECT)
-    h = w * TRAIN_CROP_ASPECT
-    w, h = max(1, int(round(w))), max(1, int(round(h)))
-    return (H - h) // 2, (W - w) // 2, h, w
-
-
 SPEC = ModelSpec(
     name="fastdepth_nyu",
     input_size=(224, 224),
@@ -171,7 +150,9 @@ SPEC = ModelSpec(
     description=("FastDepth MobileNet-NNConv5dw skip-add pruned (1.35 M parameters); metric depth; "
                  "weights imported from the authors' NYU Depth V2 network"),
     weights_licence="MIT (dwofk/fast-depth; imported by mono-depth-ros import-weights, not shipped)",
-    extras={"imported_weights": "fastdepth_nyu.pt", "view": "focal_crop",
+    # the training view (docs/models.md: focal_crop chosen on 7-Scenes 800-999 + HoloLens)
+    preprocessing=Preprocessing(multiple=32, view="focal_crop", crop_aspect=TRAIN_CROP_ASPECT),
+    extras={"imported_weights": "fastdepth_nyu.pt",
             "import_hint": ("mono-depth-ros import-weights "
                             "../shared/weights/fastdepth-nyu/fastdepth_224_float32.onnx "
                             "(or the upstream fast_depth_224.tflite)")},

@@ -7,8 +7,11 @@ for DINOv2 backbones, interpolation, normalisation, output resize) as a
 :class:`~mono_depth_ros.models.spec.Preprocessing` recipe, which the runtime applies with tensors
 on the model's device; a checkpoint's ``preprocessor_config.json`` overrides those defaults.
 
-Weights: ``checkpoint`` is a local folder in ``save_pretrained`` layout or a hub id; empty means
-the row's hub id (from the Hugging Face cache, downloaded where the network allows). Offline
+Weights: ``checkpoint`` is a local folder in ``save_pretrained`` layout or a hub id written
+explicitly as ``hf:owner/name`` or ``hf:owner/name@revision`` (the revision - a branch, tag or
+commit hash - is pinned in ``from_pretrained``); anything else is a path, and a path that does
+not exist is an error (never taken for a hub repository). Empty means the row's hub id (from the
+Hugging Face cache, downloaded where the network allows). Offline
 (``HF_HUB_OFFLINE=1`` or no network) and not cached gives :class:`HubWeightsUnavailable` naming
 the hub id and the command that fetches it on a connected machine; a folder without weights for
 every parameter is refused. Random weights are never used.
@@ -22,9 +25,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -37,6 +41,11 @@ TRANSFORMERS_PIN = "transformers==5.23.0"
 _HALF = (0.5, 0.5, 0.5)
 #: PIL resampling codes stored in ``preprocessor_config.json`` -> :data:`spec.INTERPOLATIONS`.
 _PIL_RESAMPLE = {2: "bilinear", 3: "bicubic"}
+#: Prefix that makes a ``checkpoint`` a Hugging Face hub id (``hf:owner/name[@revision]``).
+HUB_PREFIX = "hf:"
+#: ``hf:owner/name[@revision]``: the hub's repository name characters; a revision is a branch,
+#: tag or commit hash (branches may hold ``/``, e.g. ``refs/pr/1``).
+_HUB_ID = re.compile(r"^hf:([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@([\w.][\w./-]*))?$")
 
 CITATIONS = {
     "depth_anything_v2": "Yang et al., 'Depth Anything V2', NeurIPS 2024 (arXiv:2406.09414)",
@@ -123,32 +132,33 @@ def _da_rows() -> Dict[str, tuple]:
         lic = _APACHE if size == "small" else _CC_BY_NC  # as the Depth Anything V2 repo states
         cap = size.capitalize()
         rows[f"depth_anything_v2_{size}"] = (
-            f"depth-anything/Depth-Anything-V2-{cap}-hf", "depth_anything", _REL, (0.1, 10.0),
-            lic, "depth_anything_v2", f"Depth Anything V2 {cap} (DINOv2 + DPT head); relative")
+            f"hf:depth-anything/Depth-Anything-V2-{cap}-hf", "depth_anything", _REL,
+            (0.1, 10.0), lic, "depth_anything_v2",
+            f"Depth Anything V2 {cap} (DINOv2 + DPT head); relative")
         for scene, far in (("indoor", 20.0), ("outdoor", 80.0)):
             rows[f"depth_anything_v2_metric_{scene}_{size}"] = (
-                f"depth-anything/Depth-Anything-V2-Metric-{scene.capitalize()}-{cap}-hf",
+                f"hf:depth-anything/Depth-Anything-V2-Metric-{scene.capitalize()}-{cap}-hf",
                 "depth_anything", _MET, (0.1, far), lic, "depth_anything_v2",
                 f"Depth Anything V2 {cap} fine-tuned for metric {scene} depth (up to {far:.0f} m)")
     return rows
 
 
-#: name -> (hub id, family, output kind, depth range (m), weights licence, citation key,
-#: description). Licences as stated on the hub model cards.
+#: name -> (hub id (``hf:owner/name``), family, output kind, depth range (m), weights licence,
+#: citation key, description). Licences as stated on the hub model cards.
 HF_MODELS: Dict[str, tuple] = {
     **_da_rows(),
-    "depth_pro": ("apple/DepthPro-hf", "depth_pro", "canonical_inverse_depth", (0.1, 100.0),
+    "depth_pro": ("hf:apple/DepthPro-hf", "depth_pro", "canonical_inverse_depth", (0.1, 100.0),
                   "Apple ML Research Model licence (research only)", "depth_pro",
                   "Depth Pro (multi-scale DINOv2), metric; predicts its field of view"),
-    "zoedepth_nyu_kitti": ("Intel/zoedepth-nyu-kitti", "zoedepth", _MET, (0.1, 80.0), "MIT",
+    "zoedepth_nyu_kitti": ("hf:Intel/zoedepth-nyu-kitti", "zoedepth", _MET, (0.1, 80.0), "MIT",
                            "zoedepth", "ZoeDepth (BEiT-L + metric bins), NYU + KITTI heads"),
-    "glpn_nyu": ("vinvino02/glpn-nyu", "glpn", _MET, (0.1, 10.0), _APACHE, "glpn",
+    "glpn_nyu": ("hf:vinvino02/glpn-nyu", "glpn", _MET, (0.1, 10.0), _APACHE, "glpn",
                  "GLPN (SegFormer encoder) trained on NYU Depth V2, metric indoor"),
-    "glpn_kitti": ("vinvino02/glpn-kitti", "glpn", _MET, (0.1, 80.0), _APACHE, "glpn",
+    "glpn_kitti": ("hf:vinvino02/glpn-kitti", "glpn", _MET, (0.1, 80.0), _APACHE, "glpn",
                    "GLPN (SegFormer encoder) trained on KITTI, metric outdoor"),
-    "dpt_large": ("Intel/dpt-large", "dpt", _REL, (0.1, 10.0), _APACHE, "dpt",
+    "dpt_large": ("hf:Intel/dpt-large", "dpt", _REL, (0.1, 10.0), _APACHE, "dpt",
                   "DPT-Large (ViT-L/16), MiDaS v3 relative inverse depth"),
-    "dpt_hybrid_midas": ("Intel/dpt-hybrid-midas", "dpt", _REL, (0.1, 10.0), _APACHE, "dpt",
+    "dpt_hybrid_midas": ("hf:Intel/dpt-hybrid-midas", "dpt", _REL, (0.1, 10.0), _APACHE, "dpt",
                          "DPT-Hybrid (ViT + BiT), MiDaS v3 relative inverse depth"),
 }
 
@@ -178,25 +188,80 @@ def require_transformers():
     return transformers
 
 
-def fetch_instructions(hub_id: str) -> str:
-    """How to get ``hub_id`` onto a machine without network (shell and Python)."""
-    local = "./" + hub_id.split("/")[-1]
-    return (f"On a machine with network run `hf download {hub_id} --local-dir {local}` (or "
-            f"python -c \"from huggingface_hub import snapshot_download; "
-            f"snapshot_download('{hub_id}', local_dir='{local}')\"), copy {local} here and pass "
-            f"checkpoint:={local} (or --checkpoint {local})")
+@dataclass(frozen=True)
+class HubId:
+    """A Hugging Face hub repository and the revision to pin (None: the default branch)."""
+
+    repo: str
+    revision: Optional[str] = None
+
+    def __str__(self) -> str:
+        return HUB_PREFIX + self.repo + (f"@{self.revision}" if self.revision else "")
 
 
 def is_hub_id(source: str) -> bool:
-    """Whether ``source`` names a hub repository (``owner/name``) rather than a local path: one
-    ``/``, no ``.``, ``/`` or ``~`` in front, and nothing of that name here."""
-    return (source.count("/") == 1 and not source.startswith((".", "/", "~"))
-            and not Path(source).exists())
+    """Whether ``checkpoint`` value ``source`` is written as a hub id (``hf:...``); anything else
+    is a local path. Malformed ids are refused by :func:`parse_hub_id`."""
+    return str(source).startswith(HUB_PREFIX)
+
+
+def parse_hub_id(source: str) -> Optional[HubId]:
+    """The :class:`HubId` of ``hf:owner/name`` or ``hf:owner/name@revision``; None for a local
+    path (no ``hf:`` prefix).
+
+    Raises:
+        ValueError: ``source`` starts with ``hf:`` but is not of that form.
+    """
+    if not is_hub_id(source):
+        return None
+    m = _HUB_ID.match(source)
+    if m is None:
+        raise ValueError(f"malformed hub id {source!r}: write hf:owner/name or "
+                         "hf:owner/name@revision (a branch, tag or commit hash)")
+    return HubId(m.group(1), m.group(2))
+
+
+def fetch_instructions(hub_id: Union[str, HubId]) -> str:
+    """How to get ``hub_id`` (``hf:owner/name[@revision]`` or a :class:`HubId`) onto a machine
+    without network (shell and Python)."""
+    hub = hub_id if isinstance(hub_id, HubId) else (
+        parse_hub_id(hub_id) if is_hub_id(hub_id) else HubId(hub_id))
+    local = "./" + hub.repo.split("/")[-1]
+    rev_cli = f" --revision {hub.revision}" if hub.revision else ""
+    rev_py = f", revision='{hub.revision}'" if hub.revision else ""
+    return (f"On a machine with network run `hf download {hub.repo} --local-dir {local}{rev_cli}` "
+            f"(or python -c \"from huggingface_hub import snapshot_download; "
+            f"snapshot_download('{hub.repo}', local_dir='{local}'{rev_py})\"), copy {local} here "
+            f"and pass checkpoint:={local} (or --checkpoint {local})")
+
+
+def _triple(value: Union[float, Sequence[float]], key: str) -> Tuple[float, float, float]:
+    """A per-channel ``preprocessor_config.json`` value as 3 floats: a scalar (transformers
+    accepts one, e.g. Depth Pro's ``image_mean=0.5``) or a 1-list is broadcast to the channels.
+
+    Raises:
+        ValueError: neither a number nor a list of 1 or 3 numbers.
+    """
+    values = [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    try:
+        floats = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"preprocessor_config.json: {key} must be a number or a list of 3, got "
+                         f"{value!r}") from exc
+    if len(floats) not in (1, 3):
+        raise ValueError(f"preprocessor_config.json: {key} must be a number or a list of 3, got "
+                         f"{value!r}")
+    return floats * 3 if len(floats) == 1 else floats
 
 
 def processor_overrides(config: dict, family: Family) -> dict:
     """Spec fields from a ``preprocessor_config.json`` dict (keys it lacks keep the family's
-    defaults): ``input_size``, ``mean``, ``std`` and the :class:`Preprocessing` recipe."""
+    defaults): ``input_size``, ``mean``, ``std`` (a scalar is broadcast to 3 channels) and the
+    :class:`Preprocessing` recipe.
+
+    Raises:
+        ValueError: ``image_mean`` / ``image_std`` neither a number nor a list of 1 or 3.
+    """
     pp = family.preprocessing
     changes: dict = {}
     size = config.get("size")
@@ -206,8 +271,9 @@ def processor_overrides(config: dict, family: Family) -> dict:
         changes["input_size"] = (size, size)
     if config.get("do_normalize") is False:
         changes["mean"], changes["std"] = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    elif config.get("image_mean") and config.get("image_std"):
-        changes["mean"], changes["std"] = tuple(config["image_mean"]), tuple(config["image_std"])
+    elif config.get("image_mean") is not None and config.get("image_std") is not None:
+        changes["mean"] = _triple(config["image_mean"], "image_mean")
+        changes["std"] = _triple(config["image_std"], "image_std")
     recipe = {}
     if pp.resize != "floor_multiple" and "keep_aspect_ratio" in config:
         recipe["resize"] = "keep_aspect" if config["keep_aspect_ratio"] else "stretch"
@@ -224,13 +290,16 @@ def processor_overrides(config: dict, family: Family) -> dict:
     return changes
 
 
-def _processor_config(source: str) -> dict:
-    """``preprocessor_config.json`` of a local folder or a cached hub snapshot ({} if none)."""
-    path = Path(source) / "preprocessor_config.json"
-    if not Path(source).is_dir():
+def _processor_config(source: Union[str, HubId]) -> dict:
+    """``preprocessor_config.json`` of a local folder or of a hub id's cached snapshot at its
+    revision ({} if none)."""
+    if isinstance(source, HubId):
         from huggingface_hub import try_to_load_from_cache
-        cached = try_to_load_from_cache(source, "preprocessor_config.json")
+        cached = try_to_load_from_cache(source.repo, "preprocessor_config.json",
+                                        revision=source.revision)
         path = Path(cached) if isinstance(cached, str) else None
+    else:
+        path = Path(source) / "preprocessor_config.json"
     return json.loads(path.read_text()) if path is not None and path.is_file() else {}
 
 
@@ -259,8 +328,9 @@ class HFDepthModel(nn.Module):
 
 
 def load_hf_model(name: str, checkpoint: Optional[str] = None) -> HFDepthModel:
-    """Build registered Hugging Face model ``name`` from ``checkpoint`` (folder or hub id;
-    None/empty = the spec's hub id).
+    """Build registered Hugging Face model ``name`` from ``checkpoint`` (a ``save_pretrained``
+    folder, or a hub id ``hf:owner/name[@revision]`` loaded at that revision; None/empty = the
+    spec's hub id).
 
     Returns:
         :class:`HFDepthModel` with ``spec_overrides`` from the checkpoint's processor config and
@@ -268,37 +338,43 @@ def load_hf_model(name: str, checkpoint: Optional[str] = None) -> HFDepthModel:
 
     Raises:
         TransformersMissing: ``transformers`` is not installed.
-        FileNotFoundError: ``checkpoint`` looks like a local path but does not exist.
+        FileNotFoundError: ``checkpoint`` is not a hub id and no such folder exists.
         HubWeightsUnavailable: not a folder, not cached and the hub is unreachable / offline.
-        ValueError: the checkpoint lacks weights for some parameters, or holds another output
-            kind than ``name`` (e.g. a metric Depth Anything under a relative name).
+        ValueError: a malformed ``hf:`` id; the checkpoint lacks weights for some parameters,
+            or holds another output kind than ``name`` (e.g. a metric Depth Anything under a
+            relative name).
     """
     spec = hf_spec(name)
     hub_id, family = spec.extras["hub_id"], FAMILIES[spec.extras["family"]]
     source = checkpoint or hub_id
-    looks_local = not is_hub_id(source)
-    if looks_local and not Path(source).expanduser().is_dir():
+    hub = parse_hub_id(source)
+    if hub is None and not Path(source).expanduser().is_dir():
         raise FileNotFoundError(f"{name}: checkpoint folder not found: {source} (a save_pretrained "
-                                f"folder or a hub id such as {hub_id})")
-    source = str(Path(source).expanduser()) if looks_local else source
+                                f"folder, or a hub id written hf:owner/name[@revision] such as "
+                                f"{hub_id})")
+    source = str(Path(source).expanduser()) if hub is None else str(hub)
     transformers = require_transformers()
     cls = getattr(transformers, family.model_class)
     try:
-        hf_model, info = cls.from_pretrained(source, output_loading_info=True)
+        if hub is None:
+            hf_model, info = cls.from_pretrained(source, output_loading_info=True)
+        else:  # the revision pinned (None: the default branch)
+            hf_model, info = cls.from_pretrained(hub.repo, revision=hub.revision,
+                                                 output_loading_info=True)
     except OSError as exc:
-        if looks_local:  # a folder, but no config / weights in it
+        if hub is None:  # a folder, but no config / weights in it
             raise FileNotFoundError(f"{name}: {source} is not a complete save_pretrained folder "
                                     f"(config.json and weights): {exc}") from exc
         raise HubWeightsUnavailable(
             f"{name}: cannot load {source!r}: not a local folder and not in the Hugging Face "
             f"cache, and the hub is not reachable (HF_HUB_OFFLINE=1 or no network). "
-            f"{fetch_instructions(source)}. ({exc})".replace("\n", " ")) from exc
+            f"{fetch_instructions(hub)}. ({exc})".replace("\n", " ")) from exc
     missing = list(info.get("missing_keys") or [])
     if missing:
         raise ValueError(f"{name}: {source} has no weights for {len(missing)} parameters "
                          f"(e.g. {missing[:3]}); refusing random weights")
     config = hf_model.config
-    changes = processor_overrides(_processor_config(source), family)
+    changes = processor_overrides(_processor_config(source if hub is None else hub), family)
     if family.config_kind is not None and family.config_kind(config) != spec.output_kind:
         raise ValueError(f"{name} expects {spec.output_kind} but {source} predicts "
                          f"{family.config_kind(config)}; choose the matching model name")

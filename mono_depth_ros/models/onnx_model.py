@@ -17,13 +17,17 @@ holding ModelSpec fields, for example::
 
 The execution provider follows the device of the input tensor: CPU, or on a GPU TensorRT and
 CUDA where this onnxruntime build has them (CPU otherwise). The file is data, never code.
+
+Most exports have a fixed input shape (``mono-depth-ros export`` writes one): a network input
+size that differs from it is refused with the file's size (:func:`input_size_problem`), when
+the node validates its parameters and when the model is built, instead of failing every frame.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -59,25 +63,107 @@ def providers_for(device_type: str) -> List[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
+def file_input_hw(path) -> Tuple[Optional[int], Optional[int]]:
+    """The fixed ``(height, width)`` of an ONNX file's ``B x C x H x W`` image input, ``None`` for
+    a side the file leaves dynamic (a named or missing dimension).
+
+    Reads the graph with ``onnx`` (weights kept on disk), else with an ONNX Runtime session.
+
+    Raises:
+        ValueError: the file cannot be read as an ONNX model, or its first input is not 4-D.
+    """
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    try:
+        if onnx is not None:
+            graph = onnx.load(str(path), load_external_data=False).graph
+            weights = {t.name for t in graph.initializer}
+            first = next(i for i in graph.input if i.name not in weights)
+            dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                    for d in first.type.tensor_type.shape.dim]
+        else:
+            sess = require_onnxruntime().InferenceSession(str(path),
+                                                          providers=["CPUExecutionProvider"])
+            dims = [d if isinstance(d, int) and d > 0 else None
+                    for d in sess.get_inputs()[0].shape]
+    except (StopIteration, OSError) as exc:
+        raise ValueError(f"{path} has no readable input ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - protobuf / ORT parse errors have many types
+        raise ValueError(f"{path} is not a readable ONNX file ({type(exc).__name__}: "
+                         f"{str(exc).strip()[:200]})") from exc
+    if len(dims) != 4:
+        raise ValueError(f"{path}: input has {len(dims)} dimensions, expected B x C x H x W")
+    return dims[2], dims[3]
+
+
+def input_size_problem(path, input_hw: Tuple[int, int]) -> Optional[str]:
+    """Why an ONNX file cannot run at network input ``(height, width)``, or None: a side the
+    file fixes to another size (a side of 0 is not checked: it means the file's own).
+
+    Raises:
+        ValueError: the file cannot be read (:func:`file_input_hw`).
+    """
+    fixed = file_input_hw(path)
+    wrong = [f"{side} {want} != {have}" for side, want, have in
+             zip(("input_height", "input_width"), input_hw, fixed)
+             if want and have is not None and want != have]
+    if not wrong:
+        return None
+    shape = "x".join("?" if d is None else str(d) for d in fixed)
+    return (f"{', '.join(wrong)}: ONNX file {Path(path).name} has a fixed {shape} (HxW) input; "
+            "set input_width/input_height to 0 (the file's size) or export the model at that "
+            "size")
+
+
+#: Key of a spec file that ties it to one ONNX file (hex sha256); not a ModelSpec field.
+SHA256_KEY = "sha256"
+
+
+def project_specs_dir() -> Path:
+    """``config/onnx/``: spec files the project keeps for known third-party ONNX files that
+    live where no file can be written beside them (e.g. ``../shared/weights``)."""
+    from ..core.paths import package_share_dir
+    return package_share_dir() / "config" / "onnx"
+
+
 def sidecar_path(path: Path) -> Optional[Path]:
-    """The YAML/JSON spec file beside ``path`` (``net.yaml`` or ``net.onnx.yaml`` ...), or None."""
-    for base in (path.with_suffix(""), path):
-        for suffix in SIDECAR_SUFFIXES:
-            cand = Path(str(base) + suffix)
-            if cand.is_file():
-                return cand
+    """The YAML/JSON spec file of ``path``: beside it (``net.yaml`` or ``net.onnx.yaml`` ...),
+    else ``config/onnx/<net>.yaml`` of the project (:func:`project_specs_dir`); or None."""
+    for folder in (path.parent, project_specs_dir()):
+        for base in (folder / path.stem, folder / path.name):
+            for suffix in SIDECAR_SUFFIXES:
+                cand = Path(str(base) + suffix)
+                if cand.is_file():
+                    return cand
     return None
 
 
-def read_sidecar(path: Path) -> dict:
-    """ModelSpec fields from a YAML or JSON file (``yaml.safe_load``: data, never code)."""
+def read_sidecar(path: Path, onnx_file: Optional[Path] = None) -> dict:
+    """ModelSpec fields from a YAML or JSON file (``yaml.safe_load``: data, never code).
+
+    A spec file with a ``sha256`` key belongs to that one ONNX file only.
+
+    Raises:
+        ValueError: not a mapping, or ``onnx_file``'s sha256 differs from the one the spec
+            file names (the spec was written for another file).
+    """
     text = path.read_text()
     if path.suffix == ".json":
-        return json.loads(text)
-    import yaml
-    data = yaml.safe_load(text)
+        data = json.loads(text)
+    else:
+        import yaml
+        data = yaml.safe_load(text)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of ModelSpec fields")
+    want = data.pop(SHA256_KEY, None)
+    if want and onnx_file is not None:
+        import hashlib
+        got = hashlib.sha256(Path(onnx_file).read_bytes()).hexdigest()
+        if got != str(want).lower():
+            raise ValueError(f"{path} is the spec of another file (sha256 {want}), not of "
+                             f"{onnx_file} (sha256 {got})")
     return data
 
 
@@ -115,7 +201,7 @@ class OnnxModel(nn.Module):
         meta = sess.get_modelmeta().custom_metadata_map
         side = sidecar_path(self.path)
         if side is not None:
-            self.file_spec = read_sidecar(side)
+            self.file_spec = read_sidecar(side, self.path)
         elif SPEC_KEY in meta:
             self.file_spec = json.loads(meta[SPEC_KEY])
         else:
@@ -141,6 +227,21 @@ class OnnxModel(nn.Module):
                 providers=(self.provider_override if self.provider_override and device_type != "cpu"
                            else providers_for(device_type)))
         return self._sessions[device_type]
+
+    def input_size_problem(self, input_hw: Tuple[int, int]) -> Optional[str]:
+        """Why this file cannot run at network input ``input_hw`` (:func:`input_size_problem`
+        of the module), or None."""
+        return input_size_problem(self.path, input_hw)
+
+    def prepare_shape(self, x: torch.Tensor) -> bool:
+        """Create the session for ``x``'s device and run it once (the TensorRT provider builds
+        its engine there): called when the estimator is built, not on the first frame.
+
+        Returns:
+            True. Raises what ONNX Runtime raises (a file has no PyTorch to fall back to).
+        """
+        self(x)
+        return True
 
     @property
     def providers(self) -> List[str]:

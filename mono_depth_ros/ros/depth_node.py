@@ -132,6 +132,7 @@ class DepthNodeCore:
         self._worker: Optional[threading.Thread] = None
         self._last_input: Optional[float] = None
         self._diagnostic_sources: List[Callable[[], Mapping[str, str]]] = []
+        self.add_diagnostic_source(self._backend_diagnostics)
         self.health = HealthMonitor()
         self._rectifier = Rectifier()
         # scale_* parameters, reference subscriptions and depth/scale (ros/scale_source.py)
@@ -446,6 +447,17 @@ class DepthNodeCore:
         estimate). ``source`` may read state the worker thread mutates: it is called only
         between frames (:class:`~mono_depth_ros.core.stats.Snapshot`), never mid-frame."""
         self._diagnostic_sources.append(Snapshot(source, self._frame_lock))
+
+    def _backend_diagnostics(self) -> Dict[str, str]:
+        """The backend that runs and, after a fallback to PyTorch (failed export, unwritable
+        cache, graph refused), why (``backend fallback``)."""
+        est = self.estimator
+        if est is None:
+            return {}
+        values = {"backend": est.backend}
+        if est.backend_fallback:
+            values["backend fallback"] = est.backend_fallback
+        return values
 
     def _state_text(self) -> str:
         return "active" if self.active else ("inactive" if self.pipeline is not None

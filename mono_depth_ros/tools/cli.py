@@ -350,7 +350,8 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--data", help="dataset folder to run a model over")
     s.add_argument("--frames", help="START:STOP subset of --data")
     s.add_argument("--model", default="fastdepth")
-    s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id, or .onnx")
+    s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id "
+                   "(hf:owner/name[@revision]), or .onnx")
     s.add_argument("--device", default="auto")
     s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     s.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
@@ -395,7 +396,8 @@ def _args_bench(s: argparse.ArgumentParser) -> None:
 
 def _args_export(s: argparse.ArgumentParser) -> None:
     s.add_argument("--model", required=True, help="a registered model name")
-    s.add_argument("--checkpoint", help="weights (default: the shipped ones / the hub id)")
+    s.add_argument("--checkpoint", help="weights, Hugging Face folder or hub id "
+                   "(hf:owner/name[@revision]) (default: the shipped ones / the model's hub id)")
     s.add_argument("--format", default="onnx", choices=["onnx"])
     s.add_argument("--out", required=True, help="FILE.onnx")
     s.add_argument("--input-size", help="network input HxW (default: the spec's input size)")
