@@ -231,3 +231,18 @@ def test_import_weights_command(tmp_path):
                           str(tmp_path / "missing.onnx")], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_node_refuses_fastdepth_nyu_without_weights_and_runs_with_them(imported, tmp_path,
+                                                                        monkeypatch):
+    from mono_depth_ros.inference.node_config import build_estimator, validate_config
+    monkeypatch.setenv("MONO_DEPTH_ROS_WEIGHTS", str(tmp_path))
+    reasons = validate_config({"model": "fastdepth_nyu", "device": "cpu"})
+    assert len(reasons) == 1 and "import-weights" in reasons[0]
+    assert validate_config({"model": "fastdepth_nyu", "checkpoint": str(imported),
+                            "device": "cpu"}) == []
+    assert validate_config({"model": "fastdepth", "view": "sideways"})  # not a view
+    monkeypatch.setenv("MONO_DEPTH_ROS_WEIGHTS", str(imported.parent))
+    assert validate_config({"model": "fastdepth_nyu", "device": "cpu"}) == []
+    est = build_estimator({"model": "fastdepth_nyu", "device": "cpu", "view": "full"})
+    assert est.spec.preprocessing.view == "full"

@@ -28,18 +28,22 @@ import torch
 
 from ..core.image_codec import MAX_DECODED_PIXELS
 from ..core.pipeline import PipelineConfig
+from ..core.scale import FALLBACKS as SCALE_FALLBACKS
+from ..core.scale import LEVEL_SCANNER_RPY, SOURCES as SCALE_SOURCES
+from ..core.scale import ScaleConfig, pose_matrix
 from ..models import get_spec, list_models, load_checkpoint
 from ..models.hf import is_hub_id, parse_hub_id
 from ..models.onnx_model import file_input_hw, input_size_problem
 from ..models.registry import loads_checkpoint
 from .backends import CHOICES as BACKEND_CHOICES
 from .backends import backend_precision_problem, resolve_backend
+from ..models.spec import VIEWS
 from .estimator import (DEVICE_PATH_CHOICES, PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator,
-                        precision_problem, select_device)
+                        default_checkpoint, precision_problem, select_device)
 
 #: Parameter groups: ``estimator`` (a change rebuilds the network), ``pipeline`` (stages after
 #: inference), ``node`` (read by the node itself).
-GROUPS = ("estimator", "pipeline", "node")
+GROUPS = ("estimator", "pipeline", "node", "scale")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 
 
@@ -50,7 +54,8 @@ class ParamSpec:
     Attributes:
         default: default value (its type is the parameter's type).
         description: one line for ``ros2 param describe``.
-        group: one of :data:`GROUPS`.
+        group: one of :data:`GROUPS` (``scale``: the metric scale, applied by
+            ``ros.scale_source`` between two frames).
         range: ``(from, to, step)`` for numbers (``step`` 0: any value in between).
         choices: allowed string values.
         read_only: only read at start (QoS, subscriptions, timers): changes are refused.
@@ -94,6 +99,9 @@ PARAMETERS: Dict[str, ParamSpec] = {
                      choices=DEVICE_PATH_CHOICES),
     "use_camera_focal": P(True, "models that predict their field of view (Depth Pro): use the "
                           "camera_info fx instead", "estimator"),
+    "view": P("", "how a frame is fed: empty = the model's own, full (whole image resized) or "
+              "focal_crop (the centred window whose focal matches training; outside pixels take "
+              "the window's border values)", "estimator", choices=("",) + VIEWS),
     # --- stages after inference
     "colored_min": P(0.0, "depth/colored range start in m (min = max = 0: automatic)",
                      "pipeline", range=(0.0, 1000.0, 0.0)),
@@ -139,11 +147,76 @@ PARAMETERS: Dict[str, ParamSpec] = {
                         "skipped for bad input", range=(0.0, 1.0, 0.0)),
     "diag_latency_warn_ms": P(500.0, "WARN when the p95 frame latency exceeds this (0 "
                               "disables)", range=(0.0, 100000.0, 0.0)),
+    # --- metric scale (ros/scale_source.py; docs/metric_scale.md). Ranges here, combinations
+    # (ground_plane needs camera_height, smoothing < 1, ...) in scale_reasons
+    "scale_source": P("none", "none | fixed | sparse_depth | scan | ground_plane", "scale",
+                      choices=SCALE_SOURCES),
+    "fixed_scale": P(1.0, "fixed: depth = fixed_scale * network depth (> 0)", "scale",
+                     range=(0.0, 1e6, 0.0)),
+    "camera_height": P(0.0, "ground_plane: optical centre above the floor, m (> 0)", "scale",
+                       range=(0.0, 100.0, 0.0)),
+    "expected_pitch": P(0.0, "ground_plane: camera pitch in degrees, positive = looking up",
+                        "scale", range=(-90.0, 90.0, 0.0)),
+    "max_tilt": P(15.0, "ground_plane: largest angle (deg, (0, 90]) of the floor normal from "
+                  "the expected up", "scale", range=(0.0, 90.0, 0.0)),
+    "ground_region": P(0.4, "ground_plane: fraction (0, 1] of the image rows, from the bottom, "
+                       "searched", "scale", range=(0.0, 1.0, 0.0)),
+    "ground_min_fraction": P(0.15, "ground_plane: smallest share of the region on the floor",
+                             "scale", range=(0.0, 1.0, 0.0)),
+    "scale_min_support": P(16, "fewest agreeing references (floor: 4x as many points)", "scale",
+                           range=(1, 1000000, 1)),
+    "scale_inlier_threshold": P(0.3, "largest relative residual of an agreeing reference (> 0)",
+                                "scale", range=(0.0, 10.0, 0.0)),
+    "ground_inlier_threshold": P(0.05, "ground_plane: largest point-to-floor distance of a floor "
+                                 "point, as a fraction of camera_height (> 0)", "scale",
+                                 range=(0.0, 1.0, 0.0)),
+    "scale_min_inlier_fraction": P(0.3, "smallest share of the references that must agree",
+                                   "scale", range=(0.0, 1.0, 0.0)),
+    "scale_min_inverse_spread": P(0.25, "relative models (scale + shift): smallest spread "
+                                  "(q90 - q10) / q50 of the agreeing references' inverse depth; "
+                                  "narrower = degenerate", "scale", range=(0.0, 10.0, 0.0)),
+    "scale_smoothing": P(0.5, "weight of the previous scale in [0, 1) (0 = every frame's own "
+                         "fit)", "scale", range=(0.0, 1.0, 0.0)),
+    "scale_jump_ratio": P(1.5, "a fit further than this ratio (> 1) from the scale in use is a "
+                          "new scale", "scale", range=(1.0, 100.0, 0.0)),
+    "scale_jump_confirm_frames": P(3, "agreeing fits in a row needed before a new scale (or the "
+                                   "first one) is applied; the previous one is held meanwhile",
+                                   "scale", range=(1, 100, 1)),
+    "scale_max_age": P(2.0, "seconds (image stamps) the last good scale is kept, then "
+                       "scale_fallback", "scale", range=(0.0, 3600.0, 0.0)),
+    "scale_fallback": P("skip", "skip (no depth: the safe choice) | unscaled (the network's own "
+                        "depth)", "scale", choices=SCALE_FALLBACKS),
+    "reference_stamp_tolerance": P(0.05, "s between an image and its paired reference", "scale",
+                                   range=(0.0, 10.0, 0.0)),
+    "reference_max_wait": P(0.15, "s an image is held for a reference that has not arrived yet "
+                            "(a lidar stamped at the sweep start comes later)", "scale",
+                            range=(0.0, 1.0, 0.0)),
+    "scan_xyz": P([0.0, 0.0, 0.0], "scan, scan_use_tf false: scanner position in the camera "
+                  "optical frame, m", "scale"),
+    "scan_rpy": P(list(LEVEL_SCANNER_RPY), "scan, scan_use_tf false: scanner roll, pitch, yaw in "
+                  "the camera optical frame, rad (default: a level scanner at a level camera)",
+                  "scale"),
+    "scan_use_tf": P(True, "scan and sparse_points in another frame: the sensor pose from tf2 "
+                     "(a failed lookup rejects the reference: no_transform); false: scan_xyz / "
+                     "scan_rpy", "scale"),
 }
 del P
 
 ESTIMATOR_PARAMS = tuple(n for n, s in PARAMETERS.items() if s.group == "estimator")
 PIPELINE_PARAMS = tuple(n for n, s in PARAMETERS.items() if s.group == "pipeline")
+SCALE_PARAMS = tuple(n for n, s in PARAMETERS.items() if s.group == "scale")
+#: Scale parameter -> :class:`~mono_depth_ros.core.scale.ScaleConfig` field (the others are
+#: read by ``ros.scale_source``: pairing and the sensor pose).
+SCALE_FIELDS = {"scale_source": "source", "fixed_scale": "fixed_scale",
+                "camera_height": "camera_height", "expected_pitch": "expected_pitch_deg",
+                "max_tilt": "max_tilt_deg", "ground_region": "ground_region",
+                "ground_min_fraction": "ground_min_fraction", "scale_min_support": "min_support",
+                "scale_inlier_threshold": "inlier_threshold",
+                "ground_inlier_threshold": "ground_inlier_threshold",
+                "scale_min_inlier_fraction": "min_inlier_fraction",
+                "scale_min_inverse_spread": "min_inverse_spread", "scale_smoothing": "smoothing",
+                "scale_jump_ratio": "jump_ratio", "scale_jump_confirm_frames": "jump_confirm",
+                "scale_max_age": "max_age", "scale_fallback": "fallback"}
 
 
 class ConfigError(ValueError):
@@ -295,6 +368,7 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
     reasons += _size_reasons(v)
     if reasons:  # the checks below assume well-typed, in-range values
         return reasons
+    reasons += scale_reasons(v)
     models = list_models()
     if v["model"] not in models:
         return [f"unknown model {v['model']!r}; valid: {', '.join(models)}"]
@@ -324,6 +398,11 @@ def validate_config(values: Mapping[str, Any]) -> List[str]:
             reasons.append("model onnx needs checkpoint:=FILE.onnx")
     elif v["checkpoint"]:
         reasons += [r for r in [check_checkpoint(v["checkpoint"], v["model"])] if r]
+    else:
+        try:  # imported third-party weights: present, or one line saying how to import them
+            default_checkpoint(v["model"])
+        except FileNotFoundError as exc:
+            reasons.append(str(exc))
     if v["seg_checkpoint"]:
         reasons += [r for r in [check_checkpoint(v["seg_checkpoint"], SEMANTIC_FRONTEND,
                                                  "seg_checkpoint")] if r]
@@ -346,7 +425,8 @@ def estimator_kwargs(values: Mapping[str, Any]) -> Dict[str, Any]:
                 precision=v["precision"], input_size=size,
                 min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
                 stateful=v["stateful"], backend=v["backend"],
-                use_camera_focal=v["use_camera_focal"], device_path=v["device_path"])
+                use_camera_focal=v["use_camera_focal"], device_path=v["device_path"],
+                view=v["view"] or None)
 
 
 def build_estimator(values: Mapping[str, Any]) -> DepthEstimator:
@@ -365,6 +445,45 @@ def build_estimator(values: Mapping[str, Any]) -> DepthEstimator:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError([f"cannot build {values.get('model', 'the model')!r}: "
                            f"{type(exc).__name__}: {first[:300]}"]) from exc
+
+
+def scale_config(values: Mapping[str, Any]) -> ScaleConfig:
+    """:class:`~mono_depth_ros.core.scale.ScaleConfig` from a configuration (the ``scale``
+    group; missing names take their defaults).
+
+    Raises:
+        ValueError: a value or combination that cannot run (the message names the parameter).
+    """
+    v = {**defaults(), **values}
+    return ScaleConfig(**{field: v[name] for name, field in SCALE_FIELDS.items()})
+
+
+def tf2_available() -> bool:
+    """Whether ``tf2_ros`` can be imported here (looked up, not imported: no ROS import in
+    this module)."""
+    import importlib.util
+    return importlib.util.find_spec("tf2_ros") is not None
+
+
+def scale_reasons(values: Mapping[str, Any]) -> List[str]:
+    """Why the scale parameters of ``values`` cannot run (empty: they can): the combination
+    checks of :class:`~mono_depth_ros.core.scale.ScaleConfig` (``ground_plane`` without
+    ``camera_height``, ``scale_smoothing`` 1 or more, ...), three values each in ``scan_xyz``
+    / ``scan_rpy``, and ``scan`` with ``scan_use_tf`` where ``tf2_ros`` is not installed."""
+    v = {**defaults(), **values}
+    reasons = []
+    try:
+        scale_config(v)
+    except (ValueError, TypeError) as exc:
+        reasons.append(str(exc))
+    try:
+        pose_matrix(v["scan_xyz"], v["scan_rpy"])
+    except (ValueError, TypeError) as exc:
+        reasons.append(f"scan_xyz / scan_rpy: {exc}")
+    if v["scale_source"] == "scan" and v["scan_use_tf"] and not tf2_available():
+        reasons.append("scale_source scan with scan_use_tf needs tf2_ros, which is not installed "
+                       "here: set scan_use_tf:=false and the scanner pose in scan_xyz / scan_rpy")
+    return reasons
 
 
 def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
