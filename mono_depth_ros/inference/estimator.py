@@ -11,6 +11,7 @@ model needs OHES planes from ``unet_seg`` first.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.paths import shipped_file
+from ..core.paths import imported_weights_dir, shipped_file
 from ..models import create_model, get_spec
 from ..models.registry import loads_checkpoint
 from ..models.spec import ModelSpec, output_to_metric_depth
@@ -64,8 +65,22 @@ class Prediction:
 
 
 def default_checkpoint(model: str) -> Optional[Path]:
-    """Shipped weights for ``model`` (``models/<spec.extras['default_checkpoint']>``) if present."""
-    return shipped_file(get_spec(model).extras.get("default_checkpoint"))
+    """Default weights for ``model``: shipped ones (``models/<spec.extras['default_checkpoint']>``)
+    if present, or for third-party weights that are imported, never shipped
+    (``spec.extras['imported_weights']``), the file in
+    :func:`~mono_depth_ros.core.paths.imported_weights_dir`.
+
+    Raises:
+        FileNotFoundError: imported weights that were not imported yet (one line saying how).
+    """
+    extras = get_spec(model).extras
+    if extras.get("imported_weights"):
+        path = imported_weights_dir() / extras["imported_weights"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{model}: no imported weights at {path}; import them with "
+                                    f"`{extras['import_hint']}` or pass checkpoint:=FILE")
+        return path
+    return shipped_file(extras.get("default_checkpoint"))
 
 
 def default_component_checkpoints(model: str) -> Dict[str, str]:
@@ -159,6 +174,8 @@ class DepthEstimator:
         device_path: ``auto`` (on for CUDA), ``on`` or ``off``: pre-/post-processing and the
             cloud on the model's device with one device-to-host copy
             (:class:`~mono_depth_ros.inference.device_path.DeviceFrame`).
+        view: ``full`` or ``focal_crop`` (:class:`~mono_depth_ros.models.spec.Preprocessing`);
+            ``None`` keeps the model's.
 
     Export-based backends (``onnxruntime``, ``tensorrt``) export and load their graph here, when
     the estimator is built, for the input shape the model always gets (every model whose resize
@@ -183,7 +200,8 @@ class DepthEstimator:
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,
                  seg_checkpoint: Optional[str] = None, stateful: bool = False,
                  model_kwargs: Optional[dict] = None, backend: str = "auto",
-                 use_camera_focal: bool = True, device_path: str = "auto"):
+                 use_camera_focal: bool = True, device_path: str = "auto",
+                 view: Optional[str] = None):
         self.device, self.warnings = select_device(device)
         self.dtype, more = select_precision(precision, self.device)
         self.precision = next(k for k, v in PRECISIONS.items() if v == self.dtype)
@@ -204,6 +222,10 @@ class DepthEstimator:
             " + ".join(v for k, v in model_kwargs.items() if k.endswith("checkpoint")) or None)
         self.net = create_model(model, checkpoint=checkpoint, **model_kwargs)
         self.spec: ModelSpec = self.net.spec
+        if view:  # how the frame is fed (Preprocessing.view); validated by Preprocessing
+            self.spec = self.spec.replace(preprocessing=dataclasses.replace(
+                self.spec.preprocessing, view=view))
+            self.net.spec = self.spec
         if self.checkpoint is None and self.spec.extras.get("hub_id"):
             self.checkpoint = self.spec.extras["hub_id"]
         if hasattr(self.net, "stateful"):
@@ -267,8 +289,9 @@ class DepthEstimator:
         if prepare_shape is None or self.spec.preprocessing.resize != "stretch":
             return
         blank = np.zeros((*self.input_size, 3), dtype=np.uint8)
-        x = prepare(blank, self.spec, self.input_size, self.device).x
-        x = self._network_input(x, lambda s, size: prepare(blank, s, size, self.device))[0]
+        fx = float(self.input_size[1])  # any focal: a view window is resized to the input size
+        x = prepare(blank, self.spec, self.input_size, self.device, fx).x
+        x = self._network_input(x, lambda s, size: prepare(blank, s, size, self.device, fx))[0]
         prepare_shape(x)
         if self.backend_fallback:
             self.warnings.append(self.backend_fallback)
@@ -347,8 +370,11 @@ class DepthEstimator:
         t0 = time.perf_counter()
         img = dev.upload(rgb) if dev else rgb
 
+        fx = float(K[0, 0])
+
         def _prepare(spec, size):
-            return dev.prepare(img, spec, size) if dev else prepare(rgb, spec, size, self.device)
+            return (dev.prepare(img, spec, size, fx) if dev
+                    else prepare(rgb, spec, size, self.device, fx))
 
         prepared = _prepare(self.spec, self.input_size)
         x = prepared.x
@@ -371,7 +397,6 @@ class DepthEstimator:
             relative = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
             relative[~np.isfinite(relative)] = np.nan
         else:
-            fx = float(K[0, 0])
             if focal_ratio is not None and not self.use_camera_focal:
                 fx = float(focal_ratio.reshape(-1)[0]) * W  # the model's own field of view
             if dev:
@@ -380,7 +405,8 @@ class DepthEstimator:
                     cloud_decimation)
             else:
                 raw = restore(out, prepared, (H, W), self.spec)[0, 0].cpu().numpy()
-                unmasked = output_to_metric_depth(raw, self.spec, fx=fx, width=W)
+                unmasked = output_to_metric_depth(raw, self.spec, fx=fx,
+                                                  width=prepared.seen_width(W))
                 with np.errstate(invalid="ignore"):
                     keep = (unmasked >= self.min_depth) & (unmasked <= self.max_depth)
                 depth = np.where(keep, unmasked, np.float32(np.nan))
