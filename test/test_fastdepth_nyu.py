@@ -246,3 +246,19 @@ def test_node_refuses_fastdepth_nyu_without_weights_and_runs_with_them(imported,
     assert validate_config({"model": "fastdepth_nyu", "device": "cpu"}) == []
     est = build_estimator({"model": "fastdepth_nyu", "device": "cpu", "view": "full"})
     assert est.spec.preprocessing.view == "full"
+
+
+def test_distilled_variant_loads_fastdepth_nyu_checkpoints(imported):
+    from mono_depth_ros.models.registry import checkpoint_fits
+    assert checkpoint_fits("fastdepth_nyu_distilled", "fastdepth_nyu")
+    assert not checkpoint_fits("fastdepth", "fastdepth_nyu")
+    assert not checkpoint_fits("fastdepth_nyu", "fastdepth_nyu_distilled")
+    net = create_model("fastdepth_nyu_distilled", checkpoint=imported)
+    assert net.spec.name == "fastdepth_nyu_distilled" and net.flip_average
+    with pytest.raises(ValueError, match="holds model"):
+        create_model("fastdepth", checkpoint=imported)
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():  # the flip average is the mean of the image's and the mirror's
+        plain = create_model("fastdepth_nyu", checkpoint=imported)
+        want = 0.5 * (plain(x) + plain(x.flip(-1)).flip(-1))
+        assert torch.allclose(net(x), want, atol=1e-5)

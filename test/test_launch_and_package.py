@@ -210,10 +210,8 @@ def test_multi_camera_launch_includes_one_node_per_camera(monkeypatch):
 
 
 def test_params_yaml_matches_node_parameters():
-    from mono_depth_ros.inference.node_config import PARAMETERS
-    from mono_depth_ros.ros.scale_source import SCALE_PARAMETERS
-    defaults = {**{n: spec.default for n, spec in PARAMETERS.items()},
-                **{n: entry[0] for n, entry in SCALE_PARAMETERS.items()}}
+    from mono_depth_ros.inference.node_config import PARAMETERS  # the scale ones included
+    defaults = {n: spec.default for n, spec in PARAMETERS.items()}
     data = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())
     params = data["/**"]["ros__parameters"]
     assert set(params) == set(defaults)

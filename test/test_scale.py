@@ -143,25 +143,131 @@ def test_pose_and_scan_projection():
     assert np.nanmax(two) == 2.0 and np.isfinite(two).sum() == 1
 
 
-def test_temporal_filter_smooths_resets_on_jumps_and_expires():
-    est = ScaleEstimator(MODE_SCALE, smoothing=0.5, jump_ratio=1.5, max_age=2.0)
-    good = lambda s: ScaleFit(scale=s, support=50, candidates=60, residual=0.02, ok=True)  # noqa
-    assert est.update(good(2.0), 0.0).scale == pytest.approx(2.0)
-    assert est.update(good(2.2), 0.1).scale == pytest.approx(math.sqrt(2.0 * 2.2))  # log EMA
-    st = est.update(good(4.0), 0.2)  # a jump beyond 1.5x: restart at the new value
-    assert st.scale == pytest.approx(4.0) and est.resets == 1
-    held = est.update(ScaleFit(reason="no_reference"), 1.2)
-    assert (held.status, held.scale, held.age) == ("held", 4.0, pytest.approx(1.0))
+def _good(s, shift=0.0, x_ref=float("nan")):
+    return ScaleFit(scale=s, shift=shift, support=50, candidates=60, residual=0.02, ok=True,
+                    x_ref=x_ref)
+
+
+def test_temporal_filter_smooths_with_the_previous_weight_and_expires():
+    est = ScaleEstimator(MODE_SCALE, smoothing=0.2, jump_ratio=1.5, max_age=2.0, jump_confirm=1)
+    assert est.update(_good(2.0), 0.0).scale == pytest.approx(2.0)
+    # log EMA, weight 0.2 on the previous value (swapping the weights gives 2.0^0.8 * 2.4^0.2)
+    assert est.update(_good(2.4), 0.1).scale == pytest.approx(2.0 ** 0.2 * 2.4 ** 0.8)
+    held = est.update(ScaleFit(reason="no_reference"), 1.1)
+    assert (held.status, held.reason, held.age) == ("held", "no_reference", pytest.approx(1.0))
     gone = est.update(ScaleFit(reason="no_reference"), 2.5)
     assert gone.status == "fallback" and est.rejected["no_reference"] == 2
-    assert est.update(good(1.0), 0.0).scale == 1.0  # time went back (a bag restarted): reset
+    assert gone.rejections == 2
+    assert est.update(_good(1.0), 0.0).scale == 1.0  # time went back (a bag restarted): reset
+    inv = ScaleEstimator(MODE_INVERSE_AFFINE, smoothing=0.2, jump_confirm=1)
+    inv.update(_good(0.3, 0.05), 0.0)
+    st = inv.update(_good(0.32, 0.04), 0.1)
+    assert (st.scale, st.shift) == (pytest.approx(0.2 * 0.3 + 0.8 * 0.32),
+                                    pytest.approx(0.2 * 0.05 + 0.8 * 0.04))
+
+
+@pytest.mark.parametrize("factor", [2.0, 0.5])  # a jump up and a jump down
+def test_a_jump_needs_agreeing_fits_in_a_row_in_both_directions(factor):
+    est = ScaleEstimator(MODE_SCALE, smoothing=0.5, jump_ratio=1.5, max_age=2.0, jump_confirm=3)
+    # the first scale needs confirming as well: nothing to compare it with
+    assert [est.update(_good(2.0), t).status for t in (0.0, 0.1, 0.2)] == \
+        ["fallback", "fallback", "fitted"]
+    new = 2.0 * factor
+    # one outlier fit: held at the old scale
+    st = est.update(_good(new), 0.3)
+    assert (st.status, st.scale, st.reason, st.pending) == ("held", 2.0, "scale_jump", 1)
+    assert est.update(_good(2.0), 0.4).scale == pytest.approx(2.0)  # back: the run is broken
+    # a real change: held for two fits, taken at the third (a rejected frame in between
+    # neither confirms nor breaks the run)
+    assert est.update(_good(new), 0.5).scale == 2.0
+    assert est.update(ScaleFit(reason="stale_reference"), 0.55).scale == 2.0
+    assert est.update(_good(new * 1.1), 0.6).status == "held"
+    st = est.update(_good(new), 0.7)
+    assert (st.status, st.scale, st.pending) == ("fitted", pytest.approx(new), 0)
+    assert est.resets == 1 and est.rejected["scale_jump"] == 2 + 1 + 2  # start, outlier, run
+    # disagreeing jump candidates never confirm one another
+    est2 = ScaleEstimator(MODE_SCALE, jump_confirm=2)
+    est2.update(_good(2.0 * factor), 0.0)
+    assert est2.update(_good(2.0 / factor), 0.1).status == "fallback"
+
+
+def test_inverse_affine_jumps_are_measured_in_depth_not_in_scale():
+    """Scale and shift trade off: (0.3, 0.05) and (0.2, 0.15) give the same inverse depth at x=1,
+    so the second is no jump there; (0.3, 0.5) is one."""
+    est = ScaleEstimator(MODE_INVERSE_AFFINE, smoothing=0.0, jump_ratio=1.5, jump_confirm=2)
+    est.update(_good(0.3, 0.05, x_ref=1.0), 0.0)
+    assert est.update(_good(0.3, 0.05, x_ref=1.0), 0.1).status == "fitted"
+    assert est.update(_good(0.2, 0.15, x_ref=1.0), 0.2).status == "fitted"
+    assert est.update(_good(0.3, 0.5, x_ref=1.0), 0.3).status == "held"
+
+
+def test_one_outlier_reference_frame_moves_the_published_depth_by_at_most_15_percent():
+    """Default settings: a frame whose references are 1.8x the others (fitted with full support)
+    is held out, in both directions."""
+    rng, gt = _scene(6)
+    pred = gt / 2.0
+    for factor in (1.8, 1 / 1.8):
+        sc = MetricScaler(ScaleConfig(source="sparse_depth"))
+        depths = []
+        for i in range(8):
+            f = factor if i == 5 else 1.0
+            out = sc(pred, K, 0.1 * i, "metric_depth", Reference(f * _sparse(rng, gt, 64)),
+                     valid_range=(0.0, 100.0))
+            assert out.fit.ok  # the outlier frame's own fit is good: support 64 of 64
+            depths.append(out.depth)
+        assert depths[0] is None and depths[1] is None  # the first scale is being confirmed
+        for before, after in zip(depths[2:], depths[3:]):
+            change = np.nanmax(np.abs(after / before - 1.0))
+            assert change <= 0.15, (factor, change)
+        np.testing.assert_allclose(depths[-1], gt, rtol=1e-4)
+
+
+def test_support_counts_only_the_agreeing_references():
+    """15 of 40 references agree on a scale (the other 25 scatter): below min_support 16, so no
+    scale, although 40 references were offered and 15 >= 0.3 * 40."""
+    rng, gt = _scene(7)
+    pred = gt / 2.0
+    ref = np.full_like(gt, np.nan)
+    idx = rng.choice(gt.size, 40, replace=False)
+    ref.flat[idx[:15]] = 3.0 * pred.flat[idx[:15]]
+    # the 25 others: scales spread in log space far from 3 (each agrees with a few neighbours)
+    others = np.concatenate([np.geomspace(0.05, 1.2, 13), np.geomspace(8.0, 80.0, 12)])
+    ref.flat[idx[15:]] = pred.flat[idx[15:]] * others[rng.permutation(25)]
+    fit = fit_scale(pred, ref, min_support=16, min_inlier_fraction=0.3)
+    assert not fit.ok and fit.reason == "too_little_support" and fit.support == 15
+    assert fit.candidates == 40 and "15 agreeing of 40" in fit.detail
+    assert fit_scale(pred, ref, min_support=15).ok  # the same minority passes a bar of 15
+
+
+def test_scale_and_shift_need_references_spread_in_depth():
+    """A wall at 7.7 m: any (scale, shift) line through that one inverse depth fits, so the fit
+    is degenerate; the same model against references from 1 to 8 m fits."""
+    rng, gt = _scene(8)
+    s_true, t_true = 0.3, 0.05
+    x = (1.0 / gt - t_true) / s_true
+    wall = np.full_like(gt, np.nan)
+    idx = rng.choice(gt.size, 200, replace=False)
+    wall.flat[idx] = 7.7 * np.exp(rng.normal(0, 0.02, 200))  # the wall, 2 % range noise
+    xw = x.copy()
+    xw.flat[idx] = (1.0 / 7.7 - t_true) / s_true * np.exp(rng.normal(0, 0.05, 200))
+    fit = fit_scale(1.0 / xw, wall, MODE_INVERSE_AFFINE)
+    assert not fit.ok and fit.reason == "degenerate" and "spread" in fit.detail
+    assert fit_scale(1.0 / xw, wall, MODE_SCALE).ok  # one parameter is fixed by one depth
+    ok = fit_scale(1.0 / x, _sparse(rng, gt, 200), MODE_INVERSE_AFFINE)
+    assert ok.ok and ok.scale == pytest.approx(s_true, rel=1e-3)
+    # a prediction with one value on every reference cannot tell scale from shift either
+    flat = np.full_like(gt, 2.0)
+    fit = fit_scale(1.0 / flat, _sparse(rng, gt, 200), MODE_INVERSE_AFFINE, inlier_threshold=5.0,
+                    min_inlier_fraction=0.0)
+    assert not fit.ok and fit.reason == "degenerate"
 
 
 def test_metric_scaler_sources_fallback_and_skip():
     rng, gt = _scene(3)
     pred = gt / 2.0
     ref = Reference(_sparse(rng, gt, 100))
-    sc = MetricScaler(ScaleConfig(source="sparse_depth", max_age=1.0))
+    sc = MetricScaler(ScaleConfig(source="sparse_depth", max_age=1.0, jump_confirm=1,
+                                  fallback="unscaled"))
     out = sc(pred, K, 0.0, "metric_depth", ref, valid_range=(0.1, 10.0))
     assert out.state.status == "fitted" and out.state.scale == pytest.approx(2.0, rel=1e-4)
     assert np.nanmax(out.depth) <= 10.0 and np.isnan(out.depth[gt * 1.0 > 10.0]).all()
@@ -169,10 +275,13 @@ def test_metric_scaler_sources_fallback_and_skip():
     out = sc(pred, K, 0.5, "metric_depth", Reference(np.ones((H, 3), np.float32)))
     assert out.state.status == "held" and out.warnings[0][0] == "scale_wrong_size"
     np.testing.assert_allclose(out.depth, gt, rtol=1e-4)  # the held scale still applies
-    out = sc(pred, K, 2.0, "metric_depth", Reference(problem="stale_reference", detail="0.3 s"))
-    assert out.state.status == "fallback" and out.depth is pred  # unscaled fallback
+    out = sc(pred, K, 2.0, "metric_depth", Reference(problem="stale_reference", detail="0.3 s"),
+             valid_range=(0.1, 10.0))
+    assert out.state.status == "fallback"  # unscaled fallback, masked like any output
+    np.testing.assert_array_equal(out.depth, np.where(pred <= 10.0, pred, np.nan))
     assert sc.rejected == {"scale_wrong_size"[6:]: 1, "stale_reference": 1}
-    skip = MetricScaler(ScaleConfig(source="sparse_depth", fallback="skip"))
+    assert ScaleConfig().fallback == "skip"  # the default: no depth rather than unscaled depth
+    skip = MetricScaler(ScaleConfig(source="sparse_depth"))
     out = skip(pred, K, 0.0, "metric_depth", None)
     assert out.depth is None and out.warnings[-1][0] == "no_scale"
     fixed = MetricScaler(ScaleConfig(source="fixed", fixed_scale=3.0))(pred, K, 0.0, "metric_depth")
@@ -202,8 +311,8 @@ class _RelativeEstimator:
 
 def test_pipeline_scales_relative_model_output_before_the_cloud():
     rng, gt = _scene(4)
-    pipe = FramePipeline(_RelativeEstimator(gt),
-                         scaler=MetricScaler(ScaleConfig(source="sparse_depth", min_support=16)))
+    pipe = FramePipeline(_RelativeEstimator(gt), scaler=MetricScaler(
+        ScaleConfig(source="sparse_depth", min_support=16, jump_confirm=1)))
     rgb = np.zeros((H, W, 3), np.uint8)
     res = pipe.process(rgb, K, ("depth", "points"), Reference(_sparse(rng, gt, 100)), stamp=1.0)
     assert res.scale.status == "fitted" and res.skip is None

@@ -26,11 +26,12 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, LaserScan, PointCloud2, PointField  # noqa: E402
-from std_msgs.msg import Float32MultiArray, Header  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 
 from ros_helpers import spin_until, start_process, stop_process  # noqa: E402
 
-from mono_depth_ros.core.scale import STATE_FIELDS, STATUS_CODES, ground_plane_scale  # noqa: E402
+from mono_depth_ros.core.scale import ground_plane_scale  # noqa: E402
 from mono_depth_ros.core.scale import expected_up, fit_ground_plane  # noqa: E402
 from mono_depth_ros.data import SevenScenes  # noqa: E402
 from mono_depth_ros.ros.conversions import make_image, stamp_ns  # noqa: E402
@@ -54,7 +55,7 @@ class Harness:
         n = self.node
         n.create_subscription(Image, f"{NS}/depth/image",
                               lambda m: self.depth.setdefault(stamp_ns(m.header), m), QOS)
-        n.create_subscription(Float32MultiArray, f"{NS}/depth/scale", self.scales.append, QOS)
+        n.create_subscription(DiagnosticArray, f"{NS}/depth/scale", self.scales.append, QOS)
         self.pub_img = n.create_publisher(Image, f"{NS}/image", QOS)
         self.pub_info = n.create_publisher(CameraInfo, f"{NS}/camera_info", QOS)
         self.pubs = {Image: n.create_publisher(Image, f"{NS}/sparse_depth", QOS),
@@ -105,8 +106,12 @@ class Harness:
         state = None
         if scaled:
             msg = self.scales[-1]
-            assert msg.layout.dim[0].label == ",".join(STATE_FIELDS)
-            state = dict(zip(STATE_FIELDS, msg.data))
+            assert msg.header == m.header  # depth/scale carries the image's header
+            state = {kv.key: kv.value for kv in msg.status[0].values}
+            for k in ("scale", "shift", "residual", "age"):
+                state[k] = float(state[k])
+            state["support"] = int(state["support"])
+            state["level"] = msg.status[0].level[0]
         return depth, state
 
 
@@ -118,7 +123,11 @@ def harness(tmp_path_factory, rclpy_context):
                           "-p", "stats_period:=1.0", "-p", "warn_throttle:=0.0",
                           "-p", "input_reliability:=reliable", "-p", "input_depth:=5",
                           "-p", "output_reliability:=reliable", "-p", "output_depth:=5",
-                          "-p", "scale_smoothing:=0.0", "-p", "scale_max_age:=2.0"],
+                          "-p", "scale_smoothing:=0.0", "-p", "scale_max_age:=2.0",
+                          # each frame's scale at once (confirmation: test_scale.py), the
+                          # network's depth as the fallback, the scanner pose from parameters
+                          "-p", "scale_jump_confirm_frames:=1", "-p", "scale_fallback:=unscaled",
+                          "-p", "scan_use_tf:=false"],
                          dict(os.environ), tmp / "node.log")
     h = Harness(rclpy_context, proc)
     h.log_path = tmp / "node.log"
@@ -173,7 +182,7 @@ def _sparse_gt(gt, n=500, seed=0):
 def test_fixed_scale(harness, frames, base):
     harness.set(scale_source="fixed", fixed_scale=2.0)
     depth, st = harness.frame(10, frames[0])
-    assert (st["scale"], st["status"]) == (2.0, STATUS_CODES["fixed"])
+    assert (st["scale"], st["status"], st["level"]) == (2.0, "fixed", 0)
     _assert_scaled(depth, base[0], 2.0)
 
 
@@ -182,19 +191,20 @@ def test_sparse_depth_image_32fc1_16uc1_and_a_stale_one(harness, frames, base):
     for t, (s, b) in enumerate(zip(frames, base)):
         ref = _sparse_gt(s.depth, seed=t)
         depth, st = harness.frame(20 + t, s, [make_image(Header(), ref, "32FC1")])
-        assert st["status"] == STATUS_CODES["fitted"] and st["support"] >= 0.3 * 500, st
+        assert st["status"] == "fitted" and st["support"] >= 0.3 * 500, st
         _assert_scaled(depth, b, st["scale"])
         _agrees_with(depth, s.depth)
     s, b = frames[1], base[1]
     mm = np.nan_to_num(_sparse_gt(s.depth, seed=5) * 1000.0).round().astype(np.uint16)
     depth, st = harness.frame(22, s, [make_image(Header(), mm, "16UC1")])
-    assert st["status"] == STATUS_CODES["fitted"]
+    assert st["status"] == "fitted"
     _assert_scaled(depth, b, st["scale"])
     _agrees_with(depth, s.depth)
     # a reference 0.5 s off the image stamp is stale: the scale of frame 22 is held
     depth, held = harness.frame(23, frames[0], [make_image(Header(), _sparse_gt(frames[0].depth),
                                                            "32FC1")], ref_offset_ns=500_000_000)
-    assert held["status"] == STATUS_CODES["held"] and held["age_s"] == pytest.approx(1.0)
+    assert held["status"] == "held" and held["age"] == pytest.approx(1.0)
+    assert held["reason"] == "stale_reference" and held["level"] == 1  # WARN
     assert held["scale"] == pytest.approx(st["scale"], rel=1e-6)
     _assert_scaled(depth, base[0], held["scale"])
 
@@ -211,7 +221,7 @@ def test_sparse_points_in_the_optical_frame(harness, frames, base):
     msg.fields = [PointField(name=n, offset=4 * i, datatype=7, count=1) for i, n in enumerate("xyz")]
     msg.data = array.array("B", pts.astype(np.float32).tobytes())
     depth, st = harness.frame(30, s, [msg])
-    assert st["status"] == STATUS_CODES["fitted"], st
+    assert st["status"] == "fitted", st
     _assert_scaled(depth, base[0], st["scale"])
     _agrees_with(depth, s.depth)
 
@@ -230,7 +240,7 @@ def test_laser_scan_with_the_pose_from_parameters(harness, frames, base):
     beams[np.round((np.arctan2(-x, z) + 0.6) / inc).astype(int)] = np.hypot(x, z)
     scan.ranges = beams.tolist()
     depth, st = harness.frame(40, s, [scan])
-    assert st["status"] == STATUS_CODES["fitted"] and st["support"] >= 50, st
+    assert st["status"] == "fitted" and st["support"] >= 50, st
     _assert_scaled(depth, base[1], st["scale"])
     _agrees_with(depth, s.depth, tol=0.15)  # one row of references: a looser check
 
@@ -247,14 +257,14 @@ def test_ground_plane_and_a_plane_that_is_not_the_floor(harness, frames, base):
     harness.set(scale_source="ground_plane", camera_height=float(plane.distance),
                 expected_pitch=float(pitch))
     depth, st = harness.frame(50, s)
-    assert st["status"] == STATUS_CODES["fitted"]  # ... and by the node
+    assert st["status"] == "fitted"  # ... and by the node
     assert st["scale"] == pytest.approx(want.scale, rel=1e-4) and st["support"] == want.support
     _assert_scaled(depth, b, st["scale"])
     _agrees_with(depth, s.depth, factor=1.0, tol=0.2)
     # told the camera looks up 30 degrees, nothing below is a floor: unscaled fallback
     harness.set(expected_pitch=30.0)
     depth, st = harness.frame(51, s)
-    assert st["status"] == STATUS_CODES["fallback"]
+    assert st["status"] == "fallback" and st["level"] == 1
     _assert_scaled(depth, b, 1.0)
 
 

@@ -97,13 +97,59 @@ def test_evaluate_with_each_scale_source(tmp_path, source):
     assert unscaled["scale_source"] == "none" and "scale_fit" not in unscaled["per_frame"][0]
 
 
-def test_a_rejected_frame_keeps_the_network_scale_and_says_why(tmp_path):
+def test_a_rejected_frame_has_no_depth_and_says_why(tmp_path):
+    """As the node with its default scale_fallback (skip): no depth, and the row says why."""
     s = _floor_sample()
     src = SimulatedScaleSource("ground:1.5:60", "metric_depth", (1e-3, 10.0))  # "looking up"
     depth, info = src(s, s.depth / 2.0)
     assert info["status"] == "fallback" and info["reason"] in ("not_a_floor", "low_inlier_fraction")
-    np.testing.assert_array_equal(depth, s.depth / 2.0)
-    assert not math.isnan(info["scale"])
+    assert depth is None and not math.isnan(info["scale"])
+    unscaled = SimulatedScaleSource("ground:1.5:60", "metric_depth", (1e-3, 10.0),
+                                    fallback="unscaled")
+    np.testing.assert_array_equal(unscaled(s, s.depth / 2.0)[0], s.depth / 2.0)
+
+
+class _MaskedHalfDepth:
+    """Half the true depth (1.27-3 m), masked by the network's own range (1.5, 2.5) m as the
+    estimator does; the node masks to (min_depth, max_depth) = (0.5, 5) m after the scale."""
+
+    name, checkpoint, min_depth, max_depth = "masked_half", None, 0.5, 5.0
+    spec = SimpleNamespace(output_kind="metric_depth")
+    palette = None
+
+    def __init__(self, gt):
+        self.gt = gt
+
+    def segmentation_info(self, key):
+        return None
+
+    def predict(self, rgb, K):
+        half = (self.gt / 2.0).astype(np.float32)
+        masked = np.where((half >= 1.5) & (half <= 2.5), half, np.nan).astype(np.float32)
+        return SimpleNamespace(depth=masked, unmasked=half, labels=None, timings={})
+
+
+def test_evaluate_scores_exactly_what_the_node_publishes(tmp_path):
+    """The same frame through the node's pipeline and through evaluate --scale-source gives the
+    same array: scaled from the depth before the network's mask, masked after, in metres."""
+    from mono_depth_ros.core.pipeline import FramePipeline
+    from mono_depth_ros.core.scale import MetricScaler, ScaleConfig
+    s = _floor_sample()
+    est = _MaskedHalfDepth(s.depth)
+    src = SimulatedScaleSource("fixed:2", "metric_depth", (1e-3, 10.0),
+                               mask_range=(est.min_depth, est.max_depth))
+    scored, info = src(s, est.predict(s.rgb, s.K))
+    node = FramePipeline(est, scaler=MetricScaler(ScaleConfig(source="fixed", fixed_scale=2.0)))
+    published = node.process(s.rgb, s.K, ("depth",), stamp=0.0).depth
+    np.testing.assert_array_equal(scored, published)
+    # masks in metres after the scale: 0.5-5 m kept (the 2.5-3 m the network's own mask cut
+    # at 1.5 m * 2 too), beyond 5 m NaN
+    want = np.where((s.depth >= 0.5) & (s.depth <= 5.0), s.depth, np.nan)
+    np.testing.assert_allclose(published, want, rtol=1e-6)
+    assert np.isfinite(published[s.depth < 3.0]).sum() > 100
+    summary = evaluate_model(est, [s], tmp_path, 1e-3, 10.0, panels=0, progress=False,
+                             scale_source="fixed:2")
+    assert summary["mean"]["coverage"] == pytest.approx(np.isfinite(want).mean(), abs=1e-6)
 
 
 def _cli(*args):

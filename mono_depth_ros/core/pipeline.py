@@ -19,7 +19,7 @@ from typing import Collection, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .geometry import CloudBuilder, OrganizedCloud, obstacle_depth
-from .scale import MetricScaler, Reference, ScaleState, positive_reciprocal
+from .scale import MetricScaler, Reference, ScaleState, scaler_input
 from .visualize import colorize_depth, colorize_labels
 
 #: Outputs :meth:`FramePipeline.process` can compute (the node's topic for each in brackets):
@@ -185,7 +185,9 @@ class FramePipeline:
                                        cloud_rgb=cfg.cloud_rgb)
                 if device_cloud else self.estimator.predict(rgb, K))
         relative = getattr(pred, "relative", None)
-        depth = pred.depth
+        # with a scaler: what it scales (1 / x of a relative model; the network's depth before
+        # its range mask, which then applies after the scale, in metres: core.scale)
+        depth = scaler_input(pred) if self.scaler is not None else pred.depth
         if valid is not None:  # before the scaler: no fit on pixels computed from black fill
             if valid.shape != rgb.shape[:2]:
                 raise ValueError(f"valid mask {valid.shape} does not match the image "
@@ -195,9 +197,6 @@ class FramePipeline:
             if getattr(pred, "points", None) is not None:
                 d = cfg.cloud_decimation  # the device cloud keeps [::d, ::d], as CloudBuilder
                 pred.points[invalid[::d, ::d], :3] = np.nan
-        if depth is None and relative is not None and self.scaler is not None:
-            # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
-            depth = positive_reciprocal(relative)
         res = FrameResult(depth=depth, labels=pred.labels, timings=dict(pred.timings),
                           relative=relative)
         if self.scaler is not None:

@@ -17,8 +17,12 @@ all. A robot usually knows something metric; this module turns it into a scale:
   direction (from the camera pitch; optical frame, y down) is not a floor. Scale = known camera
   height / fitted camera-to-plane distance.
 * :class:`ScaleEstimator` - per-frame fits folded into a temporally smoothed scale (EMA in log
-  scale), reset on a large jump, held for ``max_age`` seconds after the last good fit, then the
-  fallback.
+  scale). A new scale - the first one, or one further than ``jump_ratio`` from the running
+  value, in either direction - is taken only after ``jump_confirm`` agreeing fits in a row (the
+  previous scale is held meanwhile), so one outlier reference frame cannot move the published
+  depth; the last good scale is held for ``max_age`` seconds, then the fallback applies.
+* :func:`scale_health` - the level (OK / WARN / ERROR), message and values of the scale for
+  ``/diagnostics``.
 * :class:`MetricScaler` - one object per source (``none``, ``fixed``, ``sparse_depth``,
   ``scan``, ``ground_plane``) that the frame pipeline calls after inference.
 * Helpers for references given as points: :func:`pose_matrix` (xyz + roll-pitch-yaw, the URDF /
@@ -54,8 +58,15 @@ MODE_BY_OUTPUT_KIND = {RELATIVE_INVERSE: MODE_INVERSE_AFFINE}
 SOURCES = ("none", "fixed", "sparse_depth", "scan", "ground_plane")
 #: Sources that need a metric reference per frame (from a topic, or simulated offline).
 REFERENCE_SOURCES = ("sparse_depth", "scan")
-#: What happens when no good scale is younger than ``max_age``.
-FALLBACKS = ("unscaled", "skip")
+#: What happens when no good scale is younger than ``max_age``: ``skip`` (no depth for the
+#: frame; the default, see docs/metric_scale.md) or ``unscaled`` (the network's own depth).
+FALLBACKS = ("skip", "unscaled")
+#: Largest condition number of the (normalised) 2 x 2 normal equations of a scale + shift fit;
+#: beyond it the two parameters cannot be told apart (a prediction with almost one value).
+MAX_SHIFT_FIT_CONDITION = 1e4
+#: Consecutive frames without a usable new scale (rejected or unconfirmed fits) after which
+#: :func:`scale_health` reports ERROR instead of WARN while no scale is applied.
+ERROR_AFTER_REJECTIONS = 10
 
 
 def fit_mode(output_kind: Optional[str]) -> str:
@@ -76,9 +87,14 @@ class ScaleFit:
             ground plane: median point-to-plane distance / plane distance).
         ok: the fit passed every check; otherwise ``reason`` says why not.
         reason: short key: ``no_reference``, ``wrong_size``, ``empty_reference``,
-            ``non_finite``, ``stale_reference``, ``too_little_support``,
-            ``low_inlier_fraction``, ``degenerate``, ``bad_scale`` (not finite or <= 0),
-            ``not_a_floor`` ...
+            ``non_finite``, ``stale_reference``, ``too_little_support`` (fewer agreeing
+            references than ``min_support``), ``low_inlier_fraction``, ``degenerate`` (a scale
+            + shift fit whose references span too narrow a band of inverse depth, or whose
+            normal equations are ill-conditioned), ``bad_scale`` (not finite or <= 0),
+            ``not_a_floor``, ``no_transform``, ``wrong_frame``, ``empty_frame`` ...
+        detail: one line on the rejection (numbers), empty when there is none.
+        x_ref: median of the inliers' prediction in fit space (``pred``, or ``x`` in inverse
+            mode), where :class:`ScaleEstimator` compares two scale + shift fits; NaN unknown.
     """
 
     scale: float = 1.0
@@ -88,12 +104,14 @@ class ScaleFit:
     residual: float = float("nan")
     ok: bool = False
     reason: str = ""
+    detail: str = ""
+    x_ref: float = float("nan")
 
     def as_dict(self) -> dict:
         """JSON-friendly copy (``metrics.json`` per frame)."""
         return {"scale": self.scale, "shift": self.shift, "support": self.support,
                 "candidates": self.candidates, "residual": self.residual, "ok": self.ok,
-                "reason": self.reason}
+                "reason": self.reason, "detail": self.detail}
 
 
 def positive_reciprocal(x: np.ndarray) -> np.ndarray:
@@ -158,13 +176,22 @@ def least_squares(p: np.ndarray, g: np.ndarray, mode: str) -> Optional[Tuple[flo
 
 def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_support: int = 16,
               inlier_threshold: float = 0.3, min_inlier_fraction: float = 0.3,
-              iterations: int = 128, max_points: int = 5000, seed: int = 0) -> ScaleFit:
+              iterations: int = 128, max_points: int = 5000, seed: int = 0,
+              min_inverse_spread: float = 0.25) -> ScaleFit:
     """Robust scale (or scale + shift in inverse depth) of a prediction against metric references.
 
     RANSAC over minimal samples (one reference for a scale, two for scale + shift), scored by
     the MSAC cost (relative residuals truncated at ``inlier_threshold``, summed; Torr and
     Zisserman, CVIU 2000), then least squares on the inliers (twice, re-selecting them), then
-    the support checks.
+    the support checks. Support is counted on the agreeing references (the inliers) only: a
+    minority that agrees among itself never sets the scale because many others were offered.
+
+    A scale + shift fit is only as good as the spread of its references: references in a narrow
+    depth band (a scan facing a wall) fit any line through one point, with a small residual, and
+    put the rest of the scene anywhere. So the inliers' inverse depth ``1 / ref`` must spread by
+    at least ``min_inverse_spread`` (``(q90 - q10) / q50``), and the normal equations must be
+    conditioned (:data:`MAX_SHIFT_FIT_CONDITION`); otherwise the fit is rejected as
+    ``degenerate`` (the caller then holds the last well-conditioned scale).
 
     Args:
         pred: prediction, any shape: depth (:data:`MODE_SCALE`), or the network's relative
@@ -180,6 +207,8 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
         iterations: RANSAC hypotheses.
         max_points: references used to score hypotheses (a random subset beyond that).
         seed: RNG seed (fits are deterministic).
+        min_inverse_spread: :data:`MODE_INVERSE_AFFINE` only: smallest relative spread of the
+            inliers' ``1 / ref`` (0 disables the check; the conditioning check stays).
 
     Returns:
         :class:`ScaleFit`; ``ok`` False with ``reason`` when rejected (then ``scale`` / ``shift``
@@ -241,21 +270,49 @@ def fit_scale(pred: np.ndarray, ref: np.ndarray, mode: str = MODE_SCALE, min_sup
             break
         sol = least_squares(p[inl], g[inl], mode)
         if sol is None:
-            return ScaleFit(candidates=n, support=int(inl.sum()), reason="degenerate")
+            return ScaleFit(candidates=n, support=int(inl.sum()), reason="degenerate",
+                            detail="singular least-squares refit on the inliers")
         scale, shift = sol
-    res = np.abs(_residuals(p, g, scale, shift, mode))
+    with np.errstate(invalid="ignore"):
+        res = np.abs(_residuals(p, g, scale, shift, mode))
     inl = res < inlier_threshold
     support = int(inl.sum())
     resid = float(np.median(res[inl])) if support else float("nan")
-    fit = ScaleFit(scale=scale, shift=shift, support=support, candidates=n, residual=resid)
+    fit = ScaleFit(scale=scale, shift=shift, support=support, candidates=n, residual=resid,
+                   x_ref=float(np.median(p[inl])) if support else float("nan"))
     if not (math.isfinite(scale) and math.isfinite(shift) and scale > 0):
         # a non-positive scale would turn depth order around: never a valid alignment
         return replace(fit, scale=1.0, shift=0.0, reason="bad_scale")
-    if support < min_support:
-        return replace(fit, reason="too_little_support")
+    if support < min_support:  # the agreeing references, never all of those offered
+        return replace(fit, reason="too_little_support",
+                       detail=f"{support} agreeing of {n}, need {min_support}")
     if support < min_inlier_fraction * n:
-        return replace(fit, reason="low_inlier_fraction")
+        return replace(fit, reason="low_inlier_fraction",
+                       detail=f"{support} agreeing of {n}, need {min_inlier_fraction:g} of them")
+    if mode == MODE_INVERSE_AFFINE:
+        why = _shift_fit_problem(p[inl], g[inl], min_inverse_spread)
+        if why:
+            return replace(fit, reason="degenerate", detail=why)
     return replace(fit, ok=True)
+
+
+def _shift_fit_problem(x: np.ndarray, g: np.ndarray, min_spread: float) -> str:
+    """Why a scale + shift fit on inliers ``x`` (relative inverse depth) and ``g`` (metres)
+    does not determine both parameters, or ``""``."""
+    d = 1.0 / g
+    q10, q50, q90 = np.percentile(d, [10, 50, 90])
+    spread = float((q90 - q10) / q50) if q50 > 0 else 0.0
+    if spread < min_spread:
+        return (f"references span {1 / q90:.2f}-{1 / q10:.2f} m: inverse-depth spread "
+                f"{spread:.3f} < {min_spread:g} (scale_min_inverse_spread), scale and shift "
+                "cannot be told apart")
+    xn = x / np.median(np.abs(x))  # scale-free: the conditioning of [x 1] after normalising x
+    a = np.array([[np.dot(xn, xn), xn.sum()], [xn.sum(), float(xn.size)]])
+    cond = float(np.linalg.cond(a))
+    if not cond < MAX_SHIFT_FIT_CONDITION:
+        return (f"prediction nearly constant on the references: condition number {cond:.3g} > "
+                f"{MAX_SHIFT_FIT_CONDITION:g}")
+    return ""
 
 
 # ------------------------------------------------------------------------------ ground plane
@@ -549,7 +606,12 @@ class ScaleState:
         status: ``fitted`` (this frame), ``held`` (an earlier fit younger than ``max_age``),
             ``fixed``, ``none`` (source none: the network's output as is), or ``fallback`` (no
             usable scale: see :class:`ScaleConfig` ``fallback``).
-        reason: why this frame's fit was rejected (empty when it was not).
+        reason: why this frame's fit was not applied (empty when it was): a
+            :class:`ScaleFit` reason, or ``scale_jump`` (a new scale waiting for
+            confirmation).
+        detail: one line on ``reason`` (numbers).
+        pending: agreeing fits in a row that wait for confirmation of a new scale (0: none).
+        rejections: consecutive frames whose fit was not applied (0 after an applied fit).
     """
 
     scale: float = 1.0
@@ -559,91 +621,174 @@ class ScaleState:
     age: float = float("inf")
     status: str = "fallback"
     reason: str = ""
+    detail: str = ""
+    pending: int = 0
+    rejections: int = 0
 
-    def as_list(self) -> List[float]:
-        """``[scale, shift, support, residual, age_s, status]`` (:data:`STATE_FIELDS`, the
-        ``depth/scale`` layout; status as its :data:`STATUS_CODES` number)."""
-        return [float(self.scale), float(self.shift), float(self.support), float(self.residual),
-                float(self.age), float(STATUS_CODES[self.status])]
+    def values(self) -> List[Tuple[str, str]]:
+        """``(key, text)`` pairs of :data:`STATE_FIELDS` (the ``depth/scale`` message's and the
+        ``/diagnostics`` values; numbers as ``repr``-exact text)."""
+        return [(k, str(getattr(self, k))) for k in STATE_FIELDS]
 
 
-#: Number of each :class:`ScaleState` status in :meth:`ScaleState.as_list`.
-STATUS_CODES = {"fallback": 0, "fitted": 1, "held": 2, "fixed": 3, "none": 4}
-#: Labels of :meth:`ScaleState.as_list` (the ``depth/scale`` message's layout).
-STATE_FIELDS = ("scale", "shift", "support", "residual", "age_s", "status")
+#: Status of a :class:`ScaleState`.
+STATUSES = ("fallback", "fitted", "held", "fixed", "none")
+#: Fields of a :class:`ScaleState` in ``depth/scale`` and on ``/diagnostics`` (scale.* keys).
+STATE_FIELDS = ("status", "scale", "shift", "support", "residual", "age", "reason", "detail",
+                "pending", "rejections")
 
 
 class ScaleEstimator:
     """Temporal filter over per-frame :class:`ScaleFit` results.
 
-    A good fit is blended into the running value (exponential moving average of log scale for
-    :data:`MODE_SCALE`, of ``(scale, shift)`` for inverse-affine), unless it differs from it by
-    more than ``jump_ratio``: then the filter restarts from the new fit (a new room, a model
-    switch). A rejected fit keeps the last good value for ``max_age`` seconds (status
-    ``held``); after that, and before the first good fit, the status is ``fallback``.
+    A good fit within ``jump_ratio`` of the running value is blended into it (exponential
+    moving average of log scale for :data:`MODE_SCALE`, of ``(scale, shift)`` for
+    inverse-affine). A good fit further away, in either direction - or any fit while there is
+    no running value younger than ``max_age`` - is a *new* scale: it is applied only once
+    ``jump_confirm`` good fits in a row agree with each other (within ``jump_ratio`` of the
+    first of them); the filter then restarts from the latest (a new room, a model switch).
+    Until then the previous value is held (status ``held``, reason ``scale_jump``), so one
+    outlier reference frame does not move the published depth. Rejected fits neither confirm
+    nor break a run (references may come slower than images); a run older than ``max_age`` is
+    dropped. A rejected fit keeps the last good value for ``max_age`` seconds (status
+    ``held``); after that, and before the first good scale, the status is ``fallback``.
+
+    Two inverse-affine fits are compared by the inverse depth they give at the new fit's
+    median prediction (:attr:`ScaleFit.x_ref`), since scale and shift trade off.
 
     Args:
         mode: :data:`MODE_SCALE` or :data:`MODE_INVERSE_AFFINE`.
         smoothing: weight of the previous value, in ``[0, 1)`` (0 = use each fit as is).
-        jump_ratio: reset threshold (> 1) on ``new / previous`` scale (or its inverse).
+        jump_ratio: ratio (> 1) of ``new / previous`` (or its inverse) beyond which a fit is a
+            new scale.
         max_age: seconds a good scale is kept without a new one.
+        jump_confirm: agreeing fits in a row needed to take a new scale (>= 1; 1 = at once).
 
     Attributes:
-        rejected: ``Counter`` of rejection reasons; ``resets``: restarts after a jump.
+        rejected: ``Counter`` of rejection reasons (``scale_jump`` counts unconfirmed fits);
+        resets: restarts after a confirmed jump.
 
     Raises:
         ValueError: parameters out of range.
     """
 
     def __init__(self, mode: str = MODE_SCALE, smoothing: float = 0.5, jump_ratio: float = 1.5,
-                 max_age: float = 2.0):
+                 max_age: float = 2.0, jump_confirm: int = 3):
         if not 0 <= smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         if not jump_ratio > 1:
             raise ValueError(f"jump_ratio must be > 1, got {jump_ratio}")
         if not max_age >= 0:
             raise ValueError(f"max_age must be >= 0 s, got {max_age}")
+        if isinstance(jump_confirm, bool) or int(jump_confirm) != jump_confirm or jump_confirm < 1:
+            raise ValueError(f"jump_confirm must be an integer >= 1, got {jump_confirm}")
         self.mode, self.smoothing = mode, float(smoothing)
         self.jump_ratio, self.max_age = float(jump_ratio), float(max_age)
+        self.jump_confirm = int(jump_confirm)
         self.rejected: Counter = Counter()
         self.resets = 0
+        self._rejections = 0
         self.reset()
 
     def reset(self) -> None:
-        """Forget the running value (keeps the counters)."""
+        """Forget the running value and any unconfirmed new scale (keeps the counters)."""
         self._value: Optional[ScaleFit] = None
         self._t: Optional[float] = None
+        self._pending: List[ScaleFit] = []
+        self._pending_t: Optional[float] = None
+
+    def _log_ratio(self, ref: ScaleFit, fit: ScaleFit) -> float:
+        """``|log(fit / ref)|`` of the depth the two give (inf when not comparable)."""
+        if self.mode == MODE_SCALE or not math.isfinite(fit.x_ref):
+            a, b = ref.scale, fit.scale
+        else:  # inverse depth of both at the new fit's median prediction
+            a = ref.scale * fit.x_ref + ref.shift
+            b = fit.scale * fit.x_ref + fit.shift
+        return abs(math.log(b / a)) if a > 0 and b > 0 else math.inf
+
+    def _agrees(self, ref: ScaleFit, fit: ScaleFit) -> bool:
+        return self._log_ratio(ref, fit) <= math.log(self.jump_ratio)
 
     def update(self, fit: ScaleFit, t: float) -> ScaleState:
         """Fold in this frame's fit at time ``t`` (seconds, e.g. the image stamp)."""
-        if self._t is not None and t < self._t:  # time went back (a bag restarted)
-            self.reset()
+        t = float(t)
+        if self._t is not None and t < self._t or (
+                self._pending_t is not None and t < self._pending_t):
+            self.reset()  # time went back (a bag restarted)
         if not fit.ok:
             self.rejected[fit.reason or "rejected"] += 1
-            return self.current(t, fit.reason)
+            self._rejections += 1
+            return self.current(t, fit.reason, fit.detail)
         prev = self._value
-        if prev is None or abs(math.log(fit.scale / prev.scale)) > math.log(self.jump_ratio):
-            self.resets += prev is not None
-            new = replace(fit)
-        else:
+        if prev is not None and t - self._t > self.max_age:
+            prev = None  # expired: nothing to blend with or to hold
+        if prev is not None and self._agrees(prev, fit):
             a = self.smoothing
             if self.mode == MODE_SCALE:
                 s = math.exp(a * math.log(prev.scale) + (1 - a) * math.log(fit.scale))
             else:
                 s = a * prev.scale + (1 - a) * fit.scale
-            new = replace(fit, scale=s, shift=a * prev.shift + (1 - a) * fit.shift)
-        self._value, self._t = new, float(t)
+            return self._apply(replace(fit, scale=s, shift=a * prev.shift + (1 - a) * fit.shift), t)
+        # a new scale: it needs jump_confirm agreeing fits in a row
+        if (self._pending and t - self._pending_t <= self.max_age
+                and self._agrees(self._pending[0], fit)):
+            self._pending.append(fit)
+        else:
+            self._pending, self._pending_t = [fit], t
+        if len(self._pending) >= self.jump_confirm:
+            self.resets += prev is not None
+            return self._apply(replace(fit), t)
+        self.rejected["scale_jump"] += 1
+        self._rejections += 1
+        what = (f"{fit.scale / prev.scale:.3g}x the scale in use" if prev is not None
+                and self.mode == MODE_SCALE else f"scale {fit.scale:.4g}, shift {fit.shift:.3g}")
+        return self.current(t, "scale_jump", f"new scale ({what}) seen in "
+                            f"{len(self._pending)} of {self.jump_confirm} fits in a row")
+
+    def _apply(self, new: ScaleFit, t: float) -> ScaleState:
+        self._value, self._t = new, t
+        self._pending, self._pending_t, self._rejections = [], None, 0
         return ScaleState(new.scale, new.shift, new.support, new.residual, 0.0, "fitted")
 
-    def current(self, t: float, reason: str = "") -> ScaleState:
+    def current(self, t: float, reason: str = "", detail: str = "") -> ScaleState:
         """The scale to use at time ``t`` without a new fit (``held`` or ``fallback``)."""
+        extra = dict(reason=reason, detail=detail, pending=len(self._pending),
+                     rejections=self._rejections)
         if self._value is None or self._t is None:
-            return ScaleState(reason=reason)
+            return ScaleState(**extra)
         age = max(0.0, float(t) - self._t)
         v = self._value
         if age > self.max_age:
-            return ScaleState(support=v.support, residual=v.residual, age=age, reason=reason)
-        return ScaleState(v.scale, v.shift, v.support, v.residual, age, "held", reason)
+            return ScaleState(support=v.support, residual=v.residual, age=age, **extra)
+        return ScaleState(v.scale, v.shift, v.support, v.residual, age, "held", **extra)
+
+
+def scale_health(state: Optional[ScaleState], source: str) -> Tuple[int, str]:
+    """Level (0 OK, 1 WARN, 2 ERROR: ``DiagnosticStatus``'s numbers) and message of the scale.
+
+    OK: no scaling asked for (``none``), a fixed scale, or a scale fitted this frame. WARN: a
+    held scale (the reason says why this frame's fit was not used: no or stale reference, a
+    rejected fit, an unconfirmed jump), the fallback, or no frame scaled yet. ERROR: the
+    fallback after :data:`ERROR_AFTER_REJECTIONS` or more frames in a row without a usable fit.
+
+    Args:
+        state: the last frame's :class:`ScaleState` (None before the first frame).
+        source: the ``scale_source`` in use.
+    """
+    if source in ("none", "fixed"):
+        return 0, ""
+    if state is None:
+        return 1, f"scale ({source}): no frame scaled yet"
+    why = f" ({state.reason}: {state.detail})" if state.detail else (
+        f" ({state.reason})" if state.reason else "")
+    if state.status in ("fitted", "fixed", "none"):
+        return 0, ""
+    if state.status == "held":
+        return 1, (f"scale ({source}) held from {state.age:.1f} s ago{why}")
+    level = 2 if state.rejections >= ERROR_AFTER_REJECTIONS else 1
+    age = "never" if math.isinf(state.age) else f"{state.age:.1f} s ago"
+    return level, (f"scale ({source}): no usable scale (last good: {age}), fallback; "
+                   f"{state.rejections} frame(s) in a row without one{why}")
 
 
 # ----------------------------------------------------------------------------- the scaler
@@ -656,8 +801,10 @@ class ScaleConfig:
         source: one of :data:`SOURCES`.
         fixed_scale: ``fixed``: the scale (> 0).
         camera_height: ``ground_plane``: optical centre above the floor, m (> 0).
-        expected_pitch_deg: ``ground_plane``: camera pitch, degrees, positive = looking up.
-        max_tilt_deg: ``ground_plane``: largest angle of the floor normal from the expected up.
+        expected_pitch_deg: ``ground_plane``: camera pitch, degrees in ``[-90, 90]``, positive =
+            looking up.
+        max_tilt_deg: ``ground_plane``: largest angle of the floor normal from the expected up,
+            degrees in ``(0, 90]``.
         ground_region: ``ground_plane``: fraction of the rows, from the bottom, searched.
         ground_min_fraction: ``ground_plane``: smallest share of the region on the plane.
         min_support: references that must agree (``sparse_depth``, ``scan``); floor points
@@ -666,9 +813,16 @@ class ScaleConfig:
         ground_inlier_threshold: point-to-plane distance of a floor point, as a fraction of the
             camera height.
         min_inlier_fraction: smallest share of the references that must agree.
-        smoothing, jump_ratio, max_age: :class:`ScaleEstimator`.
-        fallback: ``unscaled`` (publish the network's own depth; for relative models this is
-            ``skip``) or ``skip`` (no depth for the frame).
+        min_inverse_spread: relative models (scale + shift): smallest spread of the agreeing
+            references' inverse depth (:func:`fit_scale`).
+        smoothing, jump_ratio, max_age, jump_confirm: :class:`ScaleEstimator`.
+        fallback: ``skip`` (no depth for the frame; the default) or ``unscaled`` (publish the
+            network's own depth; relative models have none and skip).
+
+    Raises:
+        ValueError: a value out of range, or a combination that cannot run (``ground_plane``
+            without ``camera_height``, ``fixed`` without a positive ``fixed_scale``); the
+            message names the parameter.
     """
 
     source: str = "none"
@@ -682,30 +836,43 @@ class ScaleConfig:
     inlier_threshold: float = 0.3
     ground_inlier_threshold: float = 0.05
     min_inlier_fraction: float = 0.3
+    min_inverse_spread: float = 0.25
     smoothing: float = 0.5
     jump_ratio: float = 1.5
     max_age: float = 2.0
-    fallback: str = "unscaled"
+    jump_confirm: int = 3
+    fallback: str = "skip"
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError(f"scale_source {self.source!r} not in {SOURCES}")
         if self.fallback not in FALLBACKS:
-            raise ValueError(f"scale fallback {self.fallback!r} not in {FALLBACKS}")
+            raise ValueError(f"scale_fallback {self.fallback!r} not in {FALLBACKS}")
         if self.source == "fixed" and not self.fixed_scale > 0:
             raise ValueError(f"fixed_scale must be > 0, got {self.fixed_scale}")
         if self.source == "ground_plane" and not self.camera_height > 0:
-            raise ValueError(f"ground_plane needs camera_height > 0 m, got {self.camera_height}")
+            raise ValueError(f"scale_source ground_plane needs camera_height > 0 m, got "
+                             f"{self.camera_height}")
+        if not -90 <= self.expected_pitch_deg <= 90:
+            raise ValueError(f"expected_pitch must be in [-90, 90] deg, got {self.expected_pitch_deg}")
+        if not 0 < self.max_tilt_deg <= 90:
+            raise ValueError(f"max_tilt must be in (0, 90] deg, got {self.max_tilt_deg}")
         if not 0 < self.ground_region <= 1:
             raise ValueError(f"ground_region must be in (0, 1], got {self.ground_region}")
         if not (self.inlier_threshold > 0 and self.ground_inlier_threshold > 0):
-            raise ValueError(f"inlier thresholds must be > 0, got {self.inlier_threshold}, "
-                             f"{self.ground_inlier_threshold}")
+            raise ValueError(f"scale_inlier_threshold and ground_inlier_threshold must be > 0, "
+                             f"got {self.inlier_threshold}, {self.ground_inlier_threshold}")
         if int(self.min_support) < 1:
-            raise ValueError(f"min_support must be >= 1, got {self.min_support}")
+            raise ValueError(f"scale_min_support must be >= 1, got {self.min_support}")
         if not 0 <= self.min_inlier_fraction <= 1 or not 0 <= self.ground_min_fraction <= 1:
-            raise ValueError("min_inlier_fraction and ground_min_fraction must be in [0, 1]")
-        ScaleEstimator(MODE_SCALE, self.smoothing, self.jump_ratio, self.max_age)  # validates
+            raise ValueError("scale_min_inlier_fraction and ground_min_fraction must be in [0, 1]")
+        if not self.min_inverse_spread >= 0:
+            raise ValueError(f"scale_min_inverse_spread must be >= 0, got {self.min_inverse_spread}")
+        try:  # validates smoothing, jump ratio, max age and confirmation with their own messages
+            ScaleEstimator(MODE_SCALE, self.smoothing, self.jump_ratio, self.max_age,
+                           self.jump_confirm)
+        except ValueError as exc:
+            raise ValueError(f"scale_{exc}") from None
 
 
 @dataclass
@@ -716,7 +883,8 @@ class Reference:
         depth: ``H x W`` float32 sparse metric depth registered to the image (NaN / 0 empty),
             or None.
         problem, detail: reason key and text when the caller already knows it is unusable
-            (``stale_reference``, ``no_reference``, ``bad_message``, ``wrong_frame`` ...).
+            (``stale_reference``, ``no_reference``, ``bad_message``, ``wrong_frame``,
+            ``empty_frame``, ``no_transform`` ...).
     """
 
     depth: Optional[np.ndarray] = None
@@ -726,15 +894,47 @@ class Reference:
 
 @dataclass
 class ScaledDepth:
-    """Output of :class:`MetricScaler`: ``depth`` (``H x W`` float32 m, NaN invalid, or None
-    when the frame has no usable scale and the fallback is ``skip``), the :class:`ScaleState`,
-    this frame's :class:`ScaleFit` (None for ``none`` / ``fixed``) and ``warnings`` as
-    ``(reason, text)`` pairs."""
+    """Output of :class:`MetricScaler`: ``depth`` (``H x W`` float32 m, NaN invalid and outside
+    the valid range, or None when the frame has no usable scale and the fallback is ``skip``),
+    the :class:`ScaleState`, this frame's :class:`ScaleFit` (None for ``none`` / ``fixed``) and
+    ``warnings`` as ``(reason, text)`` pairs."""
 
     depth: Optional[np.ndarray]
     state: ScaleState
     fit: Optional[ScaleFit] = None
     warnings: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def scaler_input(prediction) -> Optional[np.ndarray]:
+    """What a :class:`MetricScaler` scales for one network output: ``1 / x`` of a relative
+    model's ``relative`` output (:data:`RELATIVE_INVERSE`), else the network's depth *before*
+    its own range mask (``unmasked``, when it has one), else ``depth``. The range mask then
+    applies after the scale, in metres (:meth:`MetricScaler.__call__`): masking before it would
+    cut the scene at the network's range, not the robot's.
+
+    Args:
+        prediction: object with ``depth`` and optionally ``unmasked`` and ``relative`` (``H x W``
+            float32 arrays or None), e.g. ``inference.estimator.Prediction``.
+
+    Returns:
+        ``H x W`` float32 array, or None when the prediction has no depth.
+    """
+    relative = getattr(prediction, "relative", None)
+    if relative is not None:
+        return positive_reciprocal(relative)
+    unmasked = getattr(prediction, "unmasked", None)
+    return unmasked if unmasked is not None else prediction.depth
+
+
+def mask_range(depth: np.ndarray, valid_range: Tuple[float, float], copy: bool = True
+               ) -> np.ndarray:
+    """``depth`` (float32) with NaN outside ``[min, max]`` metres: a new array, or ``depth``
+    itself when ``copy`` is False."""
+    lo, hi = valid_range
+    out = np.array(depth, dtype=np.float32, copy=True) if copy else depth
+    with np.errstate(invalid="ignore"):
+        out[~((out >= lo) & (out <= hi))] = np.nan
+    return out
 
 
 class MetricScaler:
@@ -744,14 +944,17 @@ class MetricScaler:
     Args:
         config: :class:`ScaleConfig`.
 
-    Call it with each frame's prediction; not thread-safe (the pipeline's worker thread).
+    Call it with each frame's prediction (:func:`scaler_input`); not thread-safe (the
+    pipeline's worker thread). The node's pipeline and ``evaluate --scale-source`` both go
+    through :meth:`__call__`, so what is scored is what is published.
     """
 
     def __init__(self, config: Optional[ScaleConfig] = None):
         self.config = config or ScaleConfig()
         c = self.config
         self._filters: Dict[str, ScaleEstimator] = {}
-        self._make = lambda mode: ScaleEstimator(mode, c.smoothing, c.jump_ratio, c.max_age)
+        self._make = lambda mode: ScaleEstimator(mode, c.smoothing, c.jump_ratio, c.max_age,
+                                                 c.jump_confirm)
 
     def filter(self, mode: str) -> ScaleEstimator:
         """The temporal filter of ``mode`` (one per mode: a model switch does not mix them)."""
@@ -768,7 +971,8 @@ class MetricScaler:
         c = self.config
         return fit_scale(pred, reference, mode, min_support=c.min_support,
                          inlier_threshold=c.inlier_threshold,
-                         min_inlier_fraction=c.min_inlier_fraction)
+                         min_inlier_fraction=c.min_inlier_fraction,
+                         min_inverse_spread=c.min_inverse_spread)
 
     def _fit_ground(self, pred, K, reference, mode) -> ScaleFit:
         c = self.config
@@ -785,16 +989,18 @@ class MetricScaler:
     def __call__(self, pred: np.ndarray, K: np.ndarray, t: float, output_kind: Optional[str] = None,
                  reference: Optional[Reference] = None,
                  valid_range: Tuple[float, float] = (0.0, float("inf"))) -> ScaledDepth:
-        """Scale one frame.
+        """Scale one frame, then mask it to ``valid_range`` in metres.
 
         Args:
-            pred: ``H x W`` float32 network depth (m; ``1 / x`` for :data:`RELATIVE_INVERSE`).
+            pred: ``H x W`` float32 network depth before its range mask (m; ``1 / x`` for
+                :data:`RELATIVE_INVERSE`): :func:`scaler_input`.
             K: ``3 x 3`` intrinsics of ``pred``.
             t: frame time, seconds (the image stamp).
             output_kind: the model's ``ModelSpec.output_kind`` (selects the fit mode).
             reference: this frame's :class:`Reference` (``sparse_depth``, ``scan``); a missing
                 or unusable one is counted as a rejected fit under its reason.
-            valid_range: ``(min, max)`` metres; scaled depth outside becomes NaN.
+            valid_range: ``(min, max)`` metres (the node's ``min_depth`` / ``max_depth``);
+                depth outside becomes NaN, after the scale.
 
         Returns:
             :class:`ScaledDepth`.
@@ -802,7 +1008,7 @@ class MetricScaler:
         c = self.config
         mode = fit_mode(output_kind)
         if c.source == "none":
-            return ScaledDepth(pred, ScaleState(status="none"))
+            return ScaledDepth(mask_range(pred, valid_range), ScaleState(status="none"))
         warnings: List[Tuple[str, str]] = []
         fit = None
         if c.source == "fixed":
@@ -815,26 +1021,25 @@ class MetricScaler:
             if c.source in REFERENCE_SOURCES and not reason:
                 reason, detail = check_reference(ref.depth, pred.shape)
             if reason:
-                fit = ScaleFit(reason=reason)
+                fit = ScaleFit(reason=reason, detail=detail)
             else:
                 fit = self._FITTERS[c.source](self, pred, K, ref.depth, mode)
-                detail = f"support {fit.support} of {fit.candidates}, residual {fit.residual:.3f}"
+                summary = f"support {fit.support} of {fit.candidates}, residual {fit.residual:.3f}"
+                fit = replace(fit, detail=f"{fit.detail}; {summary}" if fit.detail else summary)
             filt = self.filter(mode)
             state = filt.update(fit, t)
-            if not fit.ok:
+            if state.status != "fitted":
                 kept = (f"keeping scale {state.scale:.3f} from {state.age:.1f} s ago"
                         if state.status == "held" else "no recent scale")
-                warnings.append((f"scale_{fit.reason}", f"{c.source}: scale not updated "
-                                 f"({fit.reason}: {detail}); {kept} "
-                                 f"[{filt.rejected[fit.reason]} so far]"))
+                warnings.append((f"scale_{state.reason}", f"{c.source}: scale not updated "
+                                 f"({state.reason}: {state.detail}); {kept} "
+                                 f"[{filt.rejected[state.reason]} so far]"))
         if state.status == "fallback":
             if c.fallback == "skip" or mode != MODE_SCALE:
                 warnings.append(("no_scale", f"{c.source}: no good scale in the last {c.max_age} s "
                                  "and fallback 'skip' (or a relative model): frame skipped"))
                 return ScaledDepth(None, state, fit, warnings)
-            return ScaledDepth(pred, state, fit, warnings)  # the network's own metric depth
+            # the network's own depth, explicitly asked for (scale_fallback unscaled)
+            return ScaledDepth(mask_range(pred, valid_range), state, fit, warnings)
         depth = apply_scale(pred, state.scale, state.shift, mode)
-        lo, hi = valid_range
-        with np.errstate(invalid="ignore"):
-            depth[~((depth >= lo) & (depth <= hi))] = np.nan
-        return ScaledDepth(depth, state, fit, warnings)
+        return ScaledDepth(mask_range(depth, valid_range, copy=False), state, fit, warnings)

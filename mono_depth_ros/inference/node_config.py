@@ -34,7 +34,7 @@ from ..core.scale import ScaleConfig, pose_matrix
 from ..models import get_spec, list_models, load_checkpoint
 from ..models.hf import is_hub_id, parse_hub_id
 from ..models.onnx_model import file_input_hw, input_size_problem
-from ..models.registry import loads_checkpoint
+from ..models.registry import checkpoint_fits, loads_checkpoint
 from .backends import CHOICES as BACKEND_CHOICES
 from .backends import backend_precision_problem, resolve_backend
 from ..models.spec import VIEWS
@@ -289,7 +289,7 @@ def check_checkpoint(path: str, model: str, what: str = "checkpoint") -> Optiona
         return f"{what} {path!r} is not a loadable weights file ({exc})"
     if "state_dict" not in ckpt:
         return f"{what} {path!r} is not a mono_depth_ros checkpoint (no state_dict)"
-    if ckpt.get("model") != model:
+    if not checkpoint_fits(model, ckpt.get("model")):
         return f"{what} {path!r} holds model {ckpt.get('model')!r}, not {model!r}"
     return None
 

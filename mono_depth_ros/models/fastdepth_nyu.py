@@ -166,3 +166,27 @@ def fastdepth_nyu(encoder_widths: Sequence[int] = ENCODER_WIDTHS,
     """Factory for :class:`FastDepthNYU` (registered as ``fastdepth_nyu``); ``pretrained`` is
     accepted for the trainer's interface and ignored (no ImageNet weights for this encoder)."""
     return FastDepthNYU(encoder_widths, decoder_widths, flip_average)
+
+
+#: The same network trained by this package (``mono-depth-ros train``): initialised from the
+#: imported weights and distilled from them (frozen, flip-averaged) on real frames, with 7-Scenes
+#: ground truth where there is some; predicts with flip averaging. See
+#: ``models/fastdepth_nyu_distilled.md``.
+DISTILLED_SPEC = SPEC.replace(
+    name="fastdepth_nyu_distilled",
+    description=("FastDepth-NYU architecture trained by mono-depth-ros train: initialised from and "
+                 "distilled from the authors' NYU network, with 7-Scenes ground truth; flip-averaged"),
+    weights_licence=("non-commercial research (shipped; trained on Microsoft 7-Scenes and ScanNet, "
+                     "SUN RGB-D, TUM images); initialised from MIT-licensed FastDepth weights "
+                     "(licence text in the model card)"),
+    extras={"default_checkpoint": "fastdepth_nyu_distilled.pt"},
+)
+
+
+@register_model(DISTILLED_SPEC, architecture="fastdepth_nyu")
+def fastdepth_nyu_distilled(encoder_widths: Sequence[int] = ENCODER_WIDTHS,
+                            decoder_widths: Sequence[int] = DECODER_WIDTHS,
+                            flip_average: bool = True, pretrained=False) -> FastDepthNYU:
+    """Factory of the package-trained variant (registered as ``fastdepth_nyu_distilled``; loads
+    ``fastdepth_nyu`` checkpoints, flip-averaged by default)."""
+    return FastDepthNYU(encoder_widths, decoder_widths, flip_average)

@@ -34,13 +34,15 @@ class UnknownModelError(KeyError):
 
 class _Entry:
     def __init__(self, factory: Callable[..., nn.Module], spec: ModelSpec,
-                 loads_checkpoint: bool = False):
+                 loads_checkpoint: bool = False, architecture: Optional[str] = None):
         self.factory = factory
         self.spec = spec
         self.loads_checkpoint = loads_checkpoint
+        self.architecture = architecture or spec.name
 
 
-def register_model(spec: ModelSpec, loads_checkpoint: bool = False
+def register_model(spec: ModelSpec, loads_checkpoint: bool = False,
+                   architecture: Optional[str] = None
                    ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``factory(**kwargs) -> nn.Module`` under ``spec.name``.
 
@@ -48,6 +50,9 @@ def register_model(spec: ModelSpec, loads_checkpoint: bool = False
         spec: the model's contract.
         loads_checkpoint: the factory takes ``checkpoint=`` itself (a Hugging Face folder or hub
             id, an ONNX file) instead of a :func:`save_checkpoint` file.
+        architecture: for a variant of another registered model with other default weights
+            (timm's pretrained tags in spirit): that model's name, whose checkpoints this one
+            loads too. Default: its own name.
 
     Raises:
         ValueError: the name is already registered.
@@ -56,7 +61,7 @@ def register_model(spec: ModelSpec, loads_checkpoint: bool = False
     def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if spec.name in _REGISTRY:
             raise ValueError(f"model {spec.name!r} registered twice")
-        _REGISTRY[spec.name] = _Entry(factory, spec, loads_checkpoint)
+        _REGISTRY[spec.name] = _Entry(factory, spec, loads_checkpoint, architecture)
         return factory
 
     return deco
@@ -76,6 +81,16 @@ def loads_checkpoint(name: str) -> bool:
         UnknownModelError: ``name`` is not registered.
     """
     return _entry(name).loads_checkpoint
+
+
+def checkpoint_fits(name: str, checkpoint_model: Optional[str]) -> bool:
+    """Whether a checkpoint saved for model ``checkpoint_model`` loads into model ``name``: the
+    same model, or ``name`` is a variant of that architecture (:func:`register_model`).
+
+    Raises:
+        UnknownModelError: ``name`` is not registered.
+    """
+    return checkpoint_model in (name, _entry(name).architecture)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -110,7 +125,8 @@ def create_model(
     Raises:
         UnknownModelError: unknown ``name``.
         FileNotFoundError: ``checkpoint`` does not exist.
-        ValueError: the checkpoint was saved for another model, or is refused by
+        ValueError: the checkpoint was saved for another model (a variant also loads its
+            architecture's checkpoints), or is refused by
             :func:`load_checkpoint` (not plain data).
     """
     entry = _entry(name)
@@ -122,7 +138,7 @@ def create_model(
     elif checkpoint is not None:
         path = Path(checkpoint)
         ckpt = load_checkpoint(path)
-        if ckpt.get("model") != name:
+        if not checkpoint_fits(name, ckpt.get("model")):
             raise ValueError(f"checkpoint {path} holds model {ckpt.get('model')!r}, not {name!r}")
         kwargs = {**ckpt.get("model_kwargs", {}), **overrides}
         # Weights come from the checkpoint: never fetch encoder weights again.

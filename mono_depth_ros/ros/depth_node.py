@@ -411,15 +411,18 @@ class DepthNodeCore:
             self._warn(reason, text)
         rgb = self._rectifier.rectify(rgb, cam)  # lens distortion removed before inference
         t1 = time.perf_counter()
-        ref = self.scale_source.prepare(self.pipeline, msg.header, (h, w), cam.output_K)
+        header = self._output_header(msg.header)  # once a frame: it counts replaced frame_ids
+        # the reference is paired by the image's stamp (waiting at most reference_max_wait
+        # after it arrived) and placed in the output frame
+        ref = self.scale_source.prepare(self.pipeline, msg.header, (h, w), cam.output_K, header,
+                                        received_at)
         res = self.pipeline.process(rgb, cam.output_K, wanted & set(OUTPUT_TOPICS), ref,
                                     stamp_ns(msg.header) * 1e-9,
                                     valid=self._rectifier.valid_mask(cam))  # fill -> NaN
         for reason, text in res.warnings:
             self._warn(reason, text)
-        header = self._output_header(msg.header)  # once a frame: it counts replaced frame_ids
-        self.scale_source.publish(header, res.scale)
         if res.skip:
+            self.scale_source.publish(header, res.scale)  # why there is no depth this frame
             self._warn_skip(*res.skip)
             return False
         t2 = time.perf_counter()
@@ -430,6 +433,7 @@ class DepthNodeCore:
                             else make_cloud(header, value))
         if "info" in wanted:
             self.pub_info.publish(depth_camera_info(cam, header))
+        self.scale_source.publish(header, res.scale)  # right after the depth it describes
         timings = {"decode": 1e3 * (t1 - t0), **res.timings, "publish": 1e3 * (time.perf_counter() - t2),
                    "total": 1e3 * (time.perf_counter() - t0)}
         if received_at is not None:
@@ -442,10 +446,12 @@ class DepthNodeCore:
     def _log_stats(self) -> None:
         self.get_logger().info(self.stats.summary_line() + self._status_line())
 
-    def add_diagnostic_source(self, source: Callable[[], Mapping[str, str]]) -> None:
-        """Add ``source()``'s ``{key: value}`` to every diagnostics status (e.g. a scale
-        estimate). ``source`` may read state the worker thread mutates: it is called only
-        between frames (:class:`~mono_depth_ros.core.stats.Snapshot`), never mid-frame."""
+    def add_diagnostic_source(self, source: Callable[[], object]) -> None:
+        """Add ``source()`` to every diagnostics status: a ``{key: value}`` mapping, or a
+        :class:`~mono_depth_ros.core.health.HealthReport` whose values are added and whose
+        level and message (when above OK) raise the status's (e.g. the metric scale).
+        ``source`` may read state the worker thread mutates: it is called only between frames
+        (:class:`~mono_depth_ros.core.stats.Snapshot`), never from the worker mid-frame."""
         self._diagnostic_sources.append(Snapshot(source, self._frame_lock))
 
     def _backend_diagnostics(self) -> Dict[str, str]:
@@ -471,13 +477,24 @@ class DepthNodeCore:
         info = {"state": self._state_text(), "model": est.name if est else "none",
                 "device": str(est.device) if est else "none",
                 "input size": "x".join(map(str, est.input_size)) if est else "none"}
+        raised = []  # (level, message) of sources that report a level of their own
         for source in self._diagnostic_sources:
-            info.update(source())
+            out = source()
+            if isinstance(out, HealthReport):
+                info.update(out.values)
+                if out.level > OK:
+                    raised.append((out.level, out.message))
+            else:
+                info.update(out)
         counts, skipped = self.stats.snapshot()
         now = time.monotonic()
         report = self.health.update(
             now, counts, skipped, self.stats.percentiles(["total"]),
             None if self._last_input is None else now - self._last_input, info)
+        if raised:
+            own = [report.message] if report.level > OK else []
+            report = HealthReport(max([report.level] + [lvl for lvl, _ in raised]),
+                                  "; ".join(own + [msg for _, msg in raised]), report.values)
         if not self.active:  # a managed node that is not active is not a fault
             report = HealthReport(OK, f"{self._state_text()} (lifecycle)", report.values)
         return report
@@ -590,7 +607,8 @@ def _spin(node_class, args=None) -> int:
     rclpy.init(args=args)
     try:
         node = node_class()
-    except ConfigError as exc:
+    except (ConfigError, rclpy.exceptions.ParameterException) as exc:
+        # a value outside its descriptor's range is refused by rclpy while declaring
         print(f"depth_node: invalid parameters: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return 2

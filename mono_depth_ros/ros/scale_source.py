@@ -1,93 +1,76 @@
-"""ROS side of the metric scale: parameters, reference subscriptions and the ``depth/scale`` topic.
+"""ROS side of the metric scale: reference subscriptions, pairing, sensor poses, ``depth/scale``
+and the scale's ``/diagnostics`` entry.
 
 The estimation itself is ROS-free (:mod:`mono_depth_ros.core.scale`, applied by the frame
-pipeline right after inference); this adapter only translates parameters and messages.
+pipeline right after inference); the parameters are rows of the node's one table
+(``inference.node_config.PARAMETERS``, group ``scale``), validated with the rest of the
+configuration (:func:`~mono_depth_ros.inference.node_config.scale_reasons`) before a change is
+accepted. This adapter only translates parameters and messages.
 
-Parameter ``scale_source`` (changeable at run time; the next frame uses it):
+Parameter ``scale_source`` (changeable at run time; the next frame uses it, and the reference
+topics of the old source are unsubscribed, those of the new one subscribed):
 
 * ``none`` (default): the network's depth as is.
 * ``fixed``: ``fixed_scale`` (a calibration factor).
-* ``sparse_depth``: metric references registered to this camera, paired with each image by
-  stamp within ``reference_stamp_tolerance``: ``sparse_depth`` (sensor_msgs/Image ``32FC1``
-  metres or ``16UC1`` millimetres at the camera resolution, 0 / NaN empty: a projected lidar, a
-  ToF) or ``sparse_points`` (sensor_msgs/PointCloud2 with float x, y, z in the camera optical
-  frame, i.e. the image's frame_id).
+* ``sparse_depth``: metric references registered to this camera: ``sparse_depth``
+  (sensor_msgs/Image ``32FC1`` metres or ``16UC1`` millimetres at the camera resolution, 0 /
+  NaN empty: a projected lidar, a ToF) or ``sparse_points`` (sensor_msgs/PointCloud2 with float
+  x, y, z in the output frame - the ``frame_id`` parameter when set, else the image's - or, with
+  ``scan_use_tf``, in any frame tf2 can transform into it).
 * ``scan``: ``scan`` (sensor_msgs/LaserScan); the scanner's pose in the camera optical frame
-  comes from tf2 where ``tf2_ros`` imports and ``scan_use_tf`` is set, else from ``scan_xyz``
-  (m) and ``scan_rpy`` (rad, roll-pitch-yaw about fixed X, Y, Z).
+  comes from tf2 (``scan_use_tf``, the default; the listener is created at start) or from
+  ``scan_xyz`` (m) and ``scan_rpy`` (rad, roll-pitch-yaw about fixed X, Y, Z).
 * ``ground_plane``: the floor in the lower image region (``camera_height`` m,
   ``expected_pitch`` degrees, ``max_tilt`` degrees).
 
-Publishes ``depth/scale`` (std_msgs/Float32MultiArray, right after each frame's depth):
-``[scale, shift, support, residual, age_s, status]`` (layout label
-``scale,shift,support,residual,age_s,status``; status 0 fallback, 1 fitted, 2 held, 3 fixed).
-A bad reference (none, stale, wrong size, empty, not a floor, too few agreeing points) is
-skipped with a throttled warning and a counter; the last good scale is held for
-``scale_max_age`` seconds (image stamps), then ``scale_fallback`` applies (``unscaled``: the
-network's own depth, ``skip``: no depth for the frame).
+References are paired with each image by :class:`~mono_depth_ros.core.stamp_pairing.
+ApproximatePairer`: the nearest stamp within ``reference_stamp_tolerance``, waiting at most
+``reference_max_wait`` s after the image arrived for one not yet received. A reference that
+cannot be used is rejected with a reason (``no_reference``, ``stale_reference``,
+``wrong_size``, ``empty_reference``, ``empty_frame``, ``wrong_frame``, ``no_transform``,
+``bad_cloud`` ...), a throttled warning and a counter; never projected with a guessed pose.
+
+Publishes ``depth/scale`` (diagnostic_msgs/DiagnosticArray, right after each frame's depth,
+with the image's header - ``frame_id`` replaced like every output): one status, ``level`` as on
+``/diagnostics`` (0 OK: fitted / fixed, 1 WARN: held or fallback, 2 ERROR: fallback after
+repeated rejections), ``name`` ``<node>/scale``, ``message`` the reason, and ``values`` (text):
+``status`` (fitted, held, fixed, fallback), ``scale``, ``shift`` (depth = scale * network depth,
+or 1 / (scale * x + shift) for relative models), ``support``, ``residual``, ``age`` (s since the
+scale's fit), ``reason``, ``detail``, ``pending`` (agreeing fits waiting to confirm a new
+scale), ``rejections`` (frames in a row without a usable fit) and ``source``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import time
 from typing import Dict, Optional, Tuple
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image, LaserScan, PointCloud2
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
+from ..core.health import HealthReport
 from ..core.image_codec import InvalidImage, depth_msg_to_metres
-from ..core.scale import (LEVEL_SCANNER_RPY, REFERENCE_SOURCES, STATE_FIELDS, MetricScaler,
-                          Reference, ScaleConfig, ScaleState, points_to_sparse_depth, pose_matrix,
-                          quaternion_pose, scan_points)
+from ..core.scale import (REFERENCE_SOURCES, MetricScaler, Reference, ScaleConfig, ScaleState,
+                          points_to_sparse_depth, pose_matrix, quaternion_pose, scale_health,
+                          scan_points)
+from ..core.stamp_pairing import ApproximatePairer
+from ..inference.node_config import SCALE_PARAMS, scale_config
 from .conversions import stamp_ns
 
-try:  # optional: the scanner pose from tf2 where it is installed
+try:  # optional: sensor poses from tf2 where it is installed (not in the test venv)
     import tf2_ros
-except ImportError:  # pragma: no cover - depends on the installation (absent in the venv)
+except ImportError:  # pragma: no cover - depends on the installation
     tf2_ros = None
-
-#: The scale parameters: name -> (default, description, ScaleConfig field or None).
-SCALE_PARAMETERS = {
-    "scale_source": ("none", "none | fixed | sparse_depth | scan | ground_plane", "source"),
-    "fixed_scale": (1.0, "fixed: depth = fixed_scale * network depth", "fixed_scale"),
-    "camera_height": (0.0, "ground_plane: optical centre above the floor, m", "camera_height"),
-    "expected_pitch": (0.0, "ground_plane: camera pitch in degrees, positive = looking up",
-                       "expected_pitch_deg"),
-    "max_tilt": (15.0, "ground_plane: largest angle (deg) of the floor normal from the expected up",
-                 "max_tilt_deg"),
-    "ground_region": (0.4, "ground_plane: fraction of the image rows, from the bottom, searched",
-                      "ground_region"),
-    "ground_min_fraction": (0.15, "ground_plane: smallest share of the region on the floor",
-                            "ground_min_fraction"),
-    "scale_min_support": (16, "fewest agreeing references (floor: 4x as many points)",
-                          "min_support"),
-    "scale_inlier_threshold": (0.3, "largest relative residual of an agreeing reference",
-                               "inlier_threshold"),
-    "ground_inlier_threshold": (0.05, "ground_plane: largest point-to-floor distance of a floor "
-                                "point, as a fraction of camera_height", "ground_inlier_threshold"),
-    "scale_min_inlier_fraction": (0.3, "smallest share of the references that must agree",
-                                  "min_inlier_fraction"),
-    "scale_smoothing": (0.5, "weight of the previous scale in [0, 1) (0 = every frame's own fit)",
-                        "smoothing"),
-    "scale_jump_ratio": (1.5, "restart the smoothing when the new scale differs by more",
-                         "jump_ratio"),
-    "scale_max_age": (2.0, "seconds the last good scale is kept, then scale_fallback", "max_age"),
-    "scale_fallback": ("unscaled", "unscaled (the network's depth) | skip (no depth)", "fallback"),
-    "reference_stamp_tolerance": (0.05, "s between an image and its paired reference", None),
-    "scan_xyz": ([0.0, 0.0, 0.0], "scan: scanner position in the camera optical frame, m", None),
-    "scan_rpy": (list(LEVEL_SCANNER_RPY), "scan: scanner roll, pitch, yaw in the camera optical "
-                 "frame, rad (default: a level scanner at a level camera)", None),
-    "scan_use_tf": (True, "scan: use tf2 for the scanner pose when tf2_ros is installed", None),
-}
 
 #: Reference topics (relative names) and types of each source.
 REFERENCE_TOPICS = {"sparse_depth": (("sparse_depth", Image), ("sparse_points", PointCloud2)),
                     "scan": (("scan", LaserScan),)}
-#: References kept for stamp pairing.
-REFERENCE_BUFFER = 16
+#: References kept for stamp pairing (a short queue: approximate-time policy).
+REFERENCE_BUFFER = 8
+#: Seconds a tf2 lookup may wait for a transform (the worker thread waits).
+TF_TIMEOUT = 0.05
 #: sensor_msgs/PointField datatypes read for x, y, z.
 _FIELD_DTYPES = {7: "f4", 8: "f8"}
 
@@ -127,74 +110,99 @@ def cloud_xyz(msg) -> np.ndarray:
     return np.stack([pts[n].astype(np.float64) for n in "xyz"], 1)
 
 
+def check_frames(ref_frame: str, out_frame: str, what: str) -> None:
+    """Refuse a reference whose pose cannot be known: an empty frame_id on the reference, or on
+    the output (the image's, when no ``frame_id`` override is set).
+
+    Raises:
+        BadReference: ``empty_frame``.
+    """
+    if not ref_frame:
+        raise BadReference("empty_frame", f"{what} reference has an empty frame_id: its pose is "
+                           "unknown")
+    if not out_frame:
+        raise BadReference("empty_frame", "the image has an empty frame_id and no frame_id "
+                           f"override is set: the {what} reference cannot be placed in it")
+
+
+def transform_pose(tf) -> np.ndarray:
+    """``4 x 4`` matrix of a ``geometry_msgs/Transform`` (tf2's ``TransformStamped.transform``)."""
+    t, q = tf.translation, tf.rotation
+    return quaternion_pose([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+
 class ScaleSourceAdapter:
-    """Metric scale for ``depth_node``: declares the ``scale_*`` parameters, subscribes the
-    reference topics of the selected source, sets the pipeline's scaler and publishes
-    ``depth/scale``.
+    """Metric scale for ``depth_node``: subscribes the reference topics of the selected source,
+    pairs references with images, sets the pipeline's scaler, publishes ``depth/scale`` and
+    reports the scale on ``/diagnostics``.
 
     Args:
-        node: the rclpy node (parameters, subscriptions, publisher, logger).
+        node: the rclpy node (its parameters include ``node_config.SCALE_PARAMS``; it has
+            ``add_diagnostic_source``).
         qos_in, qos_out: QoS of the reference subscriptions and of ``depth/scale``.
 
-    The worker thread calls :meth:`prepare` before and :meth:`publish` after each frame; a
-    parameter change is applied by :meth:`prepare`, so the pipeline never changes mid-frame,
-    and a pipeline built anew (a lifecycle re-configure) gets the current scaler.
+    Parameter changes arrive validated (the node's set-parameters callback checks the whole
+    configuration); they are applied after the set (post-set callback) and reach the pipeline
+    in :meth:`prepare`, between two frames. The worker thread calls :meth:`prepare` before and
+    :meth:`publish` after each frame.
     """
 
     def __init__(self, node, qos_in, qos_out):
         self.node, self.qos_in = node, qos_in
         self._scaler: Optional[MetricScaler] = None
-        for name, (default, doc, _) in SCALE_PARAMETERS.items():
-            node.declare_parameter(name, default, ParameterDescriptor(description=doc))
         self._lock = threading.Lock()
-        self._refs: "OrderedDict[int, object]" = OrderedDict()
-        self._subs, self._sub_source = [], "none"
+        # the worker's received_at is time.perf_counter(): the pairer uses the same clock
+        self._pairer = ApproximatePairer(REFERENCE_BUFFER, clock=time.perf_counter)
+        self._subs, self._sub_source = [], None
         self._active = False  # reference subscriptions open only while the node's inputs are
-        self._tf_buffer = None
+        self._tf_buffer = self._tf_listener = None
         self.last: Optional[ScaleState] = None
-        self.pub = node.create_publisher(Float32MultiArray, "depth/scale", qos_out)
-        values = {name: node.get_parameter(name).value for name in SCALE_PARAMETERS}
-        try:
-            config = self._config(values)
-        except ValueError as exc:
-            node.get_logger().error(f"scale parameters rejected ({exc}): scale_source none")
-            config = ScaleConfig()
-        self._pending: Optional[ScaleConfig] = config
-        self._values = values
-        self._subscribe(config.source)
-        node.add_on_set_parameters_callback(self._on_params)
+        self.pub = node.create_publisher(DiagnosticArray, "depth/scale", qos_out)
+        self._pending: Optional[ScaleConfig] = None
+        self._values: Dict[str, object] = {}
+        self._apply_parameters()
+        node.add_post_set_parameters_callback(self._after_params)
+        node.add_diagnostic_source(self.diagnostic)
 
     # ----------------------------------------------------------------- parameters
-    @staticmethod
-    def _config(values: dict) -> ScaleConfig:
-        return ScaleConfig(**{field: values[name] for name, (_, _, field) in SCALE_PARAMETERS.items()
-                              if field is not None})
-
-    def _on_params(self, params) -> SetParametersResult:
-        changed = {p.name: p.value for p in params if p.name in SCALE_PARAMETERS}
-        if not changed:
-            return SetParametersResult(successful=True)
-        values = {**self._values, **changed}
+    def _apply_parameters(self) -> None:
+        """Read the scale parameters; when they can run, stage the scaler and (re)subscribe.
+        A start configuration that cannot run stages nothing: the node refuses it with the
+        reasons (``validate_config``) and does not start."""
+        values = {name: self.node.get_parameter(name).value for name in SCALE_PARAMS}
         try:
-            config = self._config(values)
-            pose_matrix(values["scan_xyz"], values["scan_rpy"])  # three values each
-        except (ValueError, TypeError) as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
-        source_changed = config.source != self._values["scale_source"]
+            config = scale_config(values)
+            pose_matrix(values["scan_xyz"], values["scan_rpy"])
+        except (ValueError, TypeError):
+            return
         with self._lock:
+            if config.source != self._values.get("scale_source"):
+                self.last = None  # the state of the old source says nothing about the new one
             self._values, self._pending = values, config
-        if source_changed:
+        self._ensure_tf(values)
+        if REFERENCE_TOPICS.get(config.source) != REFERENCE_TOPICS.get(self._sub_source):
             self._subscribe(config.source)
-        return SetParametersResult(successful=True)
+        self._sub_source = config.source
+
+    def _after_params(self, params) -> None:
+        if any(p.name in SCALE_PARAMS for p in params):
+            self._apply_parameters()
+
+    def _ensure_tf(self, values) -> None:
+        """Create the tf2 buffer and listener once a source may need them (at start, or when a
+        parameter change makes it so), never at the first lookup: a listener created then has
+        no transforms yet."""
+        needed = values["scan_use_tf"] and values["scale_source"] in REFERENCE_SOURCES
+        if needed and self._tf_buffer is None and tf2_ros is not None:
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self.node)
 
     def _subscribe(self, source: str) -> None:
         """Unsubscribe the old source's reference topics, subscribe the new one's (none while
         the node is not active: :meth:`set_active`)."""
-        self._sub_source = source
         for sub in self._subs:
             self.node.destroy_subscription(sub)
-        with self._lock:
-            self._refs.clear()
+        self._pairer.clear()
         self._subs = [self.node.create_subscription(kind, topic, self._on_reference, self.qos_in)
                       for topic, kind in (REFERENCE_TOPICS.get(source, ()) if self._active
                                           else ())]
@@ -206,18 +214,35 @@ class ScaleSourceAdapter:
         self._subscribe(self._sub_source)
 
     def _on_reference(self, msg) -> None:
-        with self._lock:
-            self._refs[stamp_ns(msg.header)] = msg
-            while len(self._refs) > REFERENCE_BUFFER:
-                self._refs.popitem(last=False)
+        self._pairer.add(stamp_ns(msg.header), msg)
+
+    @property
+    def subscribed_topics(self) -> Tuple[str, ...]:
+        """Topic names of the reference subscriptions now open."""
+        return tuple(sub.topic_name for sub in self._subs)
 
     # -------------------------------------------------------------------- per frame
-    def prepare(self, pipeline, header, shape: Tuple[int, int], K: np.ndarray
-                ) -> Optional[Reference]:
+    def prepare(self, pipeline, header, shape: Tuple[int, int], K: np.ndarray,
+                out_header=None, received_at: Optional[float] = None) -> Optional[Reference]:
         """Apply pending parameter changes to ``pipeline`` (a
-        :class:`~mono_depth_ros.core.pipeline.FramePipeline`), then the reference paired with the
-        image ``header`` for an image of ``shape`` with intrinsics ``K`` (None for sources without
-        one)."""
+        :class:`~mono_depth_ros.core.pipeline.FramePipeline`), then pair the image with its
+        reference.
+
+        Args:
+            pipeline: the frame pipeline.
+            header: the image's header (its stamp pairs the reference).
+            shape: ``(H, W)`` of the image.
+            K: ``3 x 3`` intrinsics of the image the network sees.
+            out_header: the outputs' header (``frame_id`` override applied): references in
+                points are checked against, or transformed into, its frame. Default ``header``.
+            received_at: ``time.perf_counter()`` when the image arrived: the wait for a
+                reference is counted from then (default: now).
+
+        Returns:
+            The frame's :class:`~mono_depth_ros.core.scale.Reference` (None for sources without
+            one).
+        """
+        out_header = header if out_header is None else out_header
         with self._lock:
             config, self._pending = self._pending, None
             values = self._values
@@ -226,74 +251,112 @@ class ScaleSourceAdapter:
             self.node.get_logger().info(f"scale_source {config.source}")
         if pipeline.scaler is not self._scaler:
             pipeline.set_scaler(self._scaler)
-        source = values["scale_source"]
-        if source not in REFERENCE_SOURCES:
+        if self._scaler is None or self._scaler.config.source not in REFERENCE_SOURCES:
             return None
-        msg, problem = self._pair(stamp_ns(header), float(values["reference_stamp_tolerance"]))
+        msg, reason, detail = self._pairer.pair(
+            stamp_ns(header), float(values["reference_stamp_tolerance"]),
+            float(values["reference_max_wait"]), received_at)
         if msg is None:
-            return Reference(problem=problem[0], detail=problem[1])
+            return Reference(problem=reason, detail=detail)
         try:
-            return Reference(self._CONVERT[type(msg)](self, msg, header, shape, K, values))
+            return Reference(self._CONVERT[type(msg)](self, msg, out_header, shape, K, values))
         except InvalidImage as exc:
             return Reference(problem="bad_reference_image", detail=str(exc))
         except BadReference as exc:
             return Reference(problem=exc.reason, detail=exc.detail)
 
-    def _pair(self, stamp: int, tolerance: float):
-        with self._lock:
-            if not self._refs:
-                return None, ("no_reference", "no reference message received yet")
-            best = min(self._refs, key=lambda s: abs(s - stamp))
-            msg = self._refs[best]
-        dt = abs(best - stamp) * 1e-9
-        if dt > tolerance:
-            return None, ("stale_reference", f"nearest reference is {dt:.3f} s from the image "
-                          f"(reference_stamp_tolerance {tolerance} s)")
-        return msg, ("", "")
-
-    def _image_ref(self, msg, header, shape, K, values) -> np.ndarray:
+    def _image_ref(self, msg, out_header, shape, K, values) -> np.ndarray:
         return depth_msg_to_metres(msg)  # its size is checked by the core (wrong_size)
 
-    def _cloud_ref(self, msg, header, shape, K, values) -> np.ndarray:
-        if msg.header.frame_id and header.frame_id and msg.header.frame_id != header.frame_id:
-            raise BadReference("wrong_frame", f"sparse_points in {msg.header.frame_id!r}, not the "
-                               f"camera optical frame {header.frame_id!r}")
-        return points_to_sparse_depth(cloud_xyz(msg), K, shape)
+    def _cloud_ref(self, msg, out_header, shape, K, values) -> np.ndarray:
+        check_frames(msg.header.frame_id, out_header.frame_id, "sparse_points")
+        pose = None
+        if msg.header.frame_id != out_header.frame_id:
+            if not values["scan_use_tf"]:
+                raise BadReference("wrong_frame", f"sparse_points in {msg.header.frame_id!r}, not "
+                                   f"the output frame {out_header.frame_id!r} (scan_use_tf false: "
+                                   "no transform is looked up)")
+            pose = self.sensor_pose(msg.header, out_header)
+        return points_to_sparse_depth(cloud_xyz(msg), K, shape, pose)
 
-    def _scan_ref(self, msg, header, shape, K, values) -> np.ndarray:
+    def _scan_ref(self, msg, out_header, shape, K, values) -> np.ndarray:
         pts = scan_points(msg.ranges, msg.angle_min, msg.angle_increment, msg.range_min,
                           msg.range_max)
-        return points_to_sparse_depth(pts, K, shape, self._scan_pose(msg, header, values))
+        pose = (self.sensor_pose(msg.header, out_header) if values["scan_use_tf"]
+                else pose_matrix(values["scan_xyz"], values["scan_rpy"]))
+        return points_to_sparse_depth(pts, K, shape, pose)
 
     _CONVERT = {Image: _image_ref, PointCloud2: _cloud_ref, LaserScan: _scan_ref}
 
-    def _scan_pose(self, msg, header, values) -> np.ndarray:
-        """Scanner pose in the camera optical frame: tf2 when available, else the parameters."""
-        if tf2_ros is not None and values["scan_use_tf"] and msg.header.frame_id and header.frame_id:
-            try:  # pragma: no cover - tf2_ros is not installed in the test environment
-                if self._tf_buffer is None:
-                    self._tf_buffer = tf2_ros.Buffer()
-                    self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self.node)
-                tf = self._tf_buffer.lookup_transform(header.frame_id, msg.header.frame_id,
-                                                      msg.header.stamp).transform
-                return quaternion_pose([tf.translation.x, tf.translation.y, tf.translation.z],
-                                       [tf.rotation.x, tf.rotation.y, tf.rotation.z, tf.rotation.w])
-            except Exception as exc:  # noqa: BLE001 - any tf failure: fall back to parameters
-                self.node.get_logger().warning(
-                    f"tf2 lookup {msg.header.frame_id} -> {header.frame_id} failed ({exc}): "
-                    "using scan_xyz/rpy", throttle_duration_sec=5.0)
-        return pose_matrix(values["scan_xyz"], values["scan_rpy"])
+    def sensor_pose(self, ref_header, out_header) -> np.ndarray:
+        """``4 x 4`` pose of the reference's frame in the output frame, from tf2
+        (``Buffer.can_transform`` / ``lookup_transform(target, source, time, timeout)`` at the
+        reference's stamp).
 
+        Raises:
+            BadReference: ``empty_frame`` (either frame_id empty) or ``no_transform`` (no
+                tf2 here, or the lookup failed or timed out): the reference is rejected, never
+                projected with a default pose.
+        """
+        target, source = out_header.frame_id, ref_header.frame_id
+        check_frames(source, target, "reference")
+        if target == source:
+            return np.eye(4)
+        buf = self._tf_buffer
+        if buf is None:
+            raise BadReference("no_transform", f"no tf2 buffer (tf2_ros not installed) for "
+                               f"{source} -> {target}")
+        from rclpy.duration import Duration
+        from rclpy.time import Time
+        when, timeout = Time.from_msg(ref_header.stamp), Duration(seconds=TF_TIMEOUT)
+        try:
+            if not buf.can_transform(target, source, when, timeout):
+                raise RuntimeError("can_transform is false")
+            tf = buf.lookup_transform(target, source, when, timeout)
+        except Exception as exc:  # noqa: BLE001 - tf2's lookup/extrapolation/connectivity errors
+            raise BadReference("no_transform", f"tf2 {source} -> {target} at "
+                               f"{stamp_ns(ref_header) * 1e-9:.3f} s: {type(exc).__name__}: "
+                               f"{exc}") from None
+        return transform_pose(tf.transform)
+
+    # -------------------------------------------------------------------- outputs
     def publish(self, header, state: Optional[ScaleState]) -> None:
-        """Publish ``state`` on ``depth/scale`` (nothing without a scaler)."""
+        """Publish ``state`` on ``depth/scale`` with ``header`` (nothing without a scaler)."""
         if state is None:
             return
         self.last = state
-        msg = Float32MultiArray()
-        msg.layout.dim = [MultiArrayDimension(label=",".join(STATE_FIELDS), size=len(STATE_FIELDS),
-                                              stride=len(STATE_FIELDS))]
-        msg.data = state.as_list()
+        msg = DiagnosticArray(header=header, status=[self._status(state)])
         self.pub.publish(msg)
+
+    @property
+    def source(self) -> str:
+        """The ``scale_source`` in effect (the last accepted value)."""
+        return str(self._values.get("scale_source", "none"))
+
+    def _status(self, state: Optional[ScaleState]) -> DiagnosticStatus:
+        source = self.source
+        level, message = scale_health(state, source)
+        values = (state.values() if state is not None else []) + [("source", source)]
+        return DiagnosticStatus(level=bytes([level]), name=f"{self.node.get_fully_qualified_name()}"
+                                "/scale", message=message or (state.status if state else ""),
+                                values=[KeyValue(key=k, value=v) for k, v in values])
+
+    def diagnostic(self) -> HealthReport:
+        """The scale's part of the node's ``/diagnostics`` status (a diagnostic source): level
+        and message from :func:`~mono_depth_ros.core.scale.scale_health`, values ``scale: …``."""
+        state, source = self.last, self.source
+        level, message = scale_health(state, source)
+        values = [("scale: source", source)]
+        if state is not None:
+            values += [("scale: status", state.status), ("scale: value", f"{state.scale:.6g}"),
+                       ("scale: shift", f"{state.shift:.6g}"),
+                       ("scale: age of last good scale (s)", f"{state.age:.2f}"),
+                       ("scale: reason", state.reason or "-"),
+                       ("scale: rejections in a row", str(state.rejections))]
+        scaler = self._scaler
+        if scaler is not None:
+            values += [(f"scale: rejected {k}", str(n)) for k, n in sorted(scaler.rejected.items())]
+        return HealthReport(level, message, values)
 
     def status(self) -> str:
         """Status-line suffix: the current scale and the rejection counts."""
@@ -307,3 +370,4 @@ class ScaleSourceAdapter:
         if rejected:
             text += " rejected(" + ", ".join(f"{k}={v}" for k, v in sorted(rejected.items())) + ")"
         return text
+

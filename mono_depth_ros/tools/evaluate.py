@@ -34,7 +34,6 @@ import numpy as np
 
 from ..core.metrics import METRIC_NAMES, compute_depth_metrics, mean_metrics
 from ..core.relative import align_inverse_depth
-from ..core.scale import positive_reciprocal
 from ..core.visualize import error_panel
 
 
@@ -252,8 +251,11 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
     scaler = None
     if scale_source:
         from .scale_eval import SimulatedScaleSource
+        # the node's own range mask, after the scale (what depth_node publishes)
         scaler = SimulatedScaleSource(scale_source, estimator.spec.output_kind,
-                                      (min_depth, max_depth))
+                                      (min_depth, max_depth),
+                                      mask_range=(getattr(estimator, "min_depth", 0.0),
+                                                  getattr(estimator, "max_depth", np.inf)))
     items: Iterable = samples
     if progress:
         from tqdm import tqdm
@@ -267,15 +269,14 @@ def evaluate_model(estimator, samples: Sequence, out_dir: Union[str, Path],
         unmasked = getattr(pred, "unmasked", None)  # before the range mask, when the model has it
         depth, extra = pred.depth if unmasked is None else unmasked, None
         relative = getattr(pred, "relative", None)
-        if relative is not None and scaler is not None:
-            # the scaler reads a relative model's depth as 1 / x (core.scale.RELATIVE_INVERSE)
-            depth = positive_reciprocal(relative)
-        elif relative is not None:  # no scale source: scale and shift from the ground truth
-            depth = align_inverse_depth(relative, s.depth, min_depth, max_depth)[0]
         if scaler is not None:
-            depth, fit = scaler(s, depth)
+            # exactly what the node publishes: the same input, scale and mask in metres
+            # (core.scale.scaler_input + MetricScaler); no depth (skip) scores as NaN
+            depth, fit = scaler(s, pred)
             depth = np.full(s.rgb.shape[:2], np.nan, np.float32) if depth is None else depth
             extra = {"scale_fit": fit}
+        elif relative is not None:  # no scale source: scale and shift from the ground truth
+            depth = align_inverse_depth(relative, s.depth, min_depth, max_depth)[0]
         ev.add(s.name, depth, s.depth, s.rgb, extra)
     extra = {**frame_counts(expected, len(ev.rows)),
              "model": estimator.name, "checkpoint": estimator.checkpoint,

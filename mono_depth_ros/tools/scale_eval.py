@@ -16,9 +16,13 @@ the reference a robot would have is made from the dataset's ground truth:
 ``fixed:S``        a constant scale ``S``
 =================  ==============================================================================
 
-Every frame is fitted on its own (no temporal smoothing: dataset frames need not be a
-sequence); a frame whose fit is rejected keeps the network's own scale (``unscaled``), or has no
-depth for relative models, and its row says why.
+What is scored is what ``depth_node`` publishes: the prediction goes through the node's own
+path (:func:`~mono_depth_ros.core.scale.scaler_input` - the network's depth before its range
+mask, or ``1 / x`` of a relative model - then :class:`~mono_depth_ros.core.scale.MetricScaler`,
+which scales and then masks to the node's ``min_depth`` / ``max_depth`` in metres). Every frame
+is fitted on its own (no temporal smoothing or jump confirmation: dataset frames need not be a
+sequence); a frame whose fit is rejected has no depth, as with the node's default
+``scale_fallback`` ``skip`` (it scores as uncovered), and its row says why.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ..core.scale import MetricScaler, Reference, ScaleConfig
+from ..core.scale import MetricScaler, Reference, ScaleConfig, scaler_input
 
 #: Columns between two samples of the ``scan`` stand-in.
 SCAN_COLUMN_STEP = 4
@@ -118,8 +122,11 @@ class SimulatedScaleSource:
     Args:
         text: the ``--scale-source`` value (:func:`parse_scale_source`).
         output_kind: the model's ``ModelSpec.output_kind`` (selects the fit mode).
-        valid_range: evaluation range in metres (references and scaled depth are kept in it).
+        valid_range: evaluation range in metres (simulated references are kept in it).
         seed: RNG seed of ``sparse:N``.
+        mask_range: the node's ``(min_depth, max_depth)`` in metres, applied after the scale as
+            the node does (default: ``valid_range``).
+        fallback: the node's ``scale_fallback`` (default ``skip``, the node's default).
 
     Raises:
         ValueError: from :func:`parse_scale_source`.
@@ -128,10 +135,14 @@ class SimulatedScaleSource:
     _SOURCE = {"sparse": "sparse_depth", "scan": "scan", "ground": "ground_plane", "fixed": "fixed"}
 
     def __init__(self, text: str, output_kind: Optional[str], valid_range: Tuple[float, float],
-                 seed: int = 0):
+                 seed: int = 0, mask_range: Optional[Tuple[float, float]] = None,
+                 fallback: str = "skip"):
         self.spec = parse_scale_source(text)
         self.output_kind = output_kind
         self.valid_range = (float(valid_range[0]), float(valid_range[1]))
+        self.mask_range = self.valid_range if mask_range is None else (
+            float(mask_range[0]), float(mask_range[1]))
+        self.fallback = fallback
         self.rng = np.random.default_rng(seed)
         self._frame = 0
 
@@ -142,9 +153,10 @@ class SimulatedScaleSource:
             if sample.pose is None:
                 raise ValueError(f"--scale-source ground:pose: frame {sample.name} has no pose")
             height, pitch = pose_height_pitch(sample.pose)
-        # each frame on its own: no smoothing, and a rejected fit falls back at once
+        # each frame on its own: no smoothing or confirmation, a rejected fit falls back at once
         return ScaleConfig(source=self._SOURCE[sp.kind], fixed_scale=sp.scale, camera_height=height,
-                           expected_pitch_deg=pitch, smoothing=0.0, max_age=0.0)
+                           expected_pitch_deg=pitch, smoothing=0.0, max_age=0.0, jump_confirm=1,
+                           fallback=self.fallback)
 
     def reference(self, sample) -> Optional[Reference]:
         """The simulated reference of ``sample`` (None for ``ground`` and ``fixed``)."""
@@ -155,23 +167,31 @@ class SimulatedScaleSource:
             return Reference(scan_reference(sample.depth, sample.K, sp.band, rng))
         return None
 
-    def __call__(self, sample, pred: np.ndarray) -> Tuple[Optional[np.ndarray], dict]:
-        """Scale ``pred`` (``H x W`` m, the sample's size) for ``sample`` (``Sample`` with
-        ``depth``, ``K``, ``pose``, ``name``).
+    def __call__(self, sample, prediction) -> Tuple[Optional[np.ndarray], dict]:
+        """Scale one prediction for ``sample`` (``Sample`` with ``depth``, ``K``, ``pose``,
+        ``name``) the way the node does.
+
+        Args:
+            sample: the dataset frame.
+            prediction: the estimator's ``Prediction`` (``depth``, ``unmasked``, ``relative``),
+                or an ``H x W`` float32 array that is already the scaler's input (depth in m;
+                ``1 / x`` for relative models).
 
         Returns:
-            ``(depth or None, info)``: info has the source, status, scale, shift, support,
-            candidates, residual and rejection reason of the frame.
+            ``(depth or None, info)``: ``depth`` as the node would publish it (None: the node
+            publishes none); info has the source, status, scale, shift, support, candidates,
+            residual, rejection reason and detail of the frame.
         """
         scaler = MetricScaler(self._config(sample))
+        pred = prediction if isinstance(prediction, np.ndarray) else scaler_input(prediction)
         out = scaler(pred, sample.K, float(self._frame), self.output_kind, self.reference(sample),
-                     (0.0, np.inf))
+                     self.mask_range)
         self._frame += 1
         info = {"source": self.spec.text, "status": out.state.status, "scale": out.state.scale,
                 "shift": out.state.shift}
         if out.fit is not None:  # this frame's fit, accepted or not
             info.update({k: out.fit.as_dict()[k] for k in ("support", "candidates", "residual",
-                                                          "reason")})
+                                                          "reason", "detail")})
         return out.depth, info
 
 

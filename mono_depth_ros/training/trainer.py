@@ -72,6 +72,7 @@ from ..core.geometry import scale_intrinsics
 from .losses import BCELoss, create_loss
 from ..core.metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
 from ..models import create_model, load_checkpoint, save_checkpoint
+from ..models.registry import checkpoint_fits
 from ..models.spec import ModelSpec, output_to_metric_depth
 from ..inference.estimator import select_device
 from ..inference.preprocess import normalize_images
@@ -620,7 +621,7 @@ def _init_weights(model, path: str) -> None:
         ValueError: the checkpoint holds another model.
     """
     ck = load_checkpoint(path)
-    if ck.get("model") != model.spec.name:
+    if not checkpoint_fits(model.spec.name, ck.get("model")):
         raise ValueError(f"init_checkpoint {path} holds {ck.get('model')!r}, not {model.spec.name!r}")
     ref = model.state_dict()
     model.load_state_dict({k: v.to(ref[k].dtype) for k, v in ck["state_dict"].items()}, strict=True)
