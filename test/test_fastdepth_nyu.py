@@ -262,3 +262,22 @@ def test_distilled_variant_loads_fastdepth_nyu_checkpoints(imported):
         plain = create_model("fastdepth_nyu", checkpoint=imported)
         want = 0.5 * (plain(x) + plain(x.flip(-1)).flip(-1))
         assert torch.allclose(net(x), want, atol=1e-5)
+
+
+def test_shared_onnx_scores_as_the_imported_model_on_nyu_mini(imported, tmp_path, monkeypatch):
+    from mono_depth_ros.data import open_dataset
+    from mono_depth_ros.inference.estimator import DepthEstimator
+    from mono_depth_ros.tools.evaluate import evaluate_model
+    _need(ONNX_FILE)
+    if not NYU_MINI.is_dir():
+        pytest.skip(f"NYU-mini not found at {NYU_MINI}")
+    monkeypatch.setenv("MONO_DEPTH_ROS_WEIGHTS", str(imported.parent))
+    ds = open_dataset(NYU_MINI)
+    scores = {}
+    for name, kw in (("ours", {"model": "fastdepth_nyu", "backend": "torch"}),
+                     ("onnx", {"model": "onnx", "checkpoint": str(ONNX_FILE)})):
+        est = DepthEstimator(device="cpu", **kw)
+        s = evaluate_model(est, ds, tmp_path / name, *ds.eval_range, 0, baseline="none")
+        scores[name] = s["mean"]["abs_rel"]
+    assert abs(scores["ours"] - scores["onnx"]) <= 0.005
+    assert 0.15 < scores["ours"] < 0.3  # the shared README's 0.212 (centre crop)

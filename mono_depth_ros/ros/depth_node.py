@@ -535,15 +535,16 @@ class DepthNode(DepthNodeCore, Node):
 
     Raises:
         ConfigError: the start parameters cannot run (every reason in the message).
+        rclpy.exceptions.ParameterException: a start value outside its descriptor's range.
     """
 
     def __init__(self, **kwargs):
         Node.__init__(self, "depth_node", **kwargs)
-        self._setup()
         try:
+            self._setup()
             self._load_model()
-        except ConfigError:
-            Node.destroy_node(self)
+        except (ConfigError, rclpy.exceptions.ParameterException):
+            Node.destroy_node(self)  # half built: not through our destroy_node
             raise
         self._start_io(self.create_publisher)
 
@@ -563,7 +564,11 @@ class LifecycleDepthNode(DepthNodeCore, LifecycleNode):
 
     def __init__(self, **kwargs):
         LifecycleNode.__init__(self, "depth_node", **kwargs)
-        self._setup()
+        try:
+            self._setup()
+        except rclpy.exceptions.ParameterException:
+            LifecycleNode.destroy_node(self)  # half built: not through our destroy_node
+            raise
         for name, spec in LIFECYCLE_PARAMETERS.items():
             self.declare_parameter(name, spec.default, descriptor(name, spec))
         if self.p("autostart") and self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
