@@ -28,6 +28,7 @@ from ..models.spec import ModelSpec, output_to_metric_depth
 from .backends import backend_precision_problem, make_runner, resolve_backend
 from .device_path import DeviceFrame
 from .preprocess import prepare, restore
+from ..defaults import DEFAULT_MODEL
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: ``device_path`` choices: the whole frame on the device (:mod:`.device_path`) on CUDA only
@@ -194,7 +195,7 @@ class DepthEstimator:
         UnknownModelError, FileNotFoundError, ValueError: from model creation / device choice.
     """
 
-    def __init__(self, model: str = "fastdepth", checkpoint: Optional[str] = None,
+    def __init__(self, model: str = DEFAULT_MODEL, checkpoint: Optional[str] = None,
                  device: str = "auto", precision: str = "fp32",
                  input_size: Optional[Tuple[int, int]] = None,
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,

@@ -40,6 +40,7 @@ from .backends import backend_precision_problem, resolve_backend
 from ..models.spec import VIEWS
 from .estimator import (DEVICE_PATH_CHOICES, PRECISIONS, SEMANTIC_FRONTEND, DepthEstimator,
                         default_checkpoint, precision_problem, select_device)
+from ..defaults import DEFAULT_MODEL
 
 #: Parameter groups: ``estimator`` (a change rebuilds the network), ``pipeline`` (stages after
 #: inference), ``node`` (read by the node itself).
@@ -74,7 +75,7 @@ P = ParamSpec
 #: depths 0-1000 m, QoS depths 1-100, decimation 1-16, periods 0-3600 s.
 PARAMETERS: Dict[str, ParamSpec] = {
     # --- the network (a change rebuilds it; validated and built before it is accepted)
-    "model": P("fastdepth", "registered model name (mono-depth-ros models lists them)",
+    "model": P(DEFAULT_MODEL, "registered model name (mono-depth-ros models lists them)",
                "estimator"),
     "checkpoint": P("", "weights file, Hugging Face folder or hub id (hf:owner/name[@revision]), "
                     "or .onnx file; empty = the model's shipped weights or hub id", "estimator"),

@@ -39,6 +39,7 @@ from ..core.pipeline import FramePipeline, PipelineConfig
 from ..models import create_model, get_spec, list_models
 from ..models.registry import loads_checkpoint
 from ..inference.estimator import DepthEstimator
+from ..defaults import DEFAULT_MODEL
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "cloud", "serialize")
 
@@ -63,7 +64,7 @@ def _publisher():
     return BenchPublisher()
 
 
-def bench_pipeline(model: str = "fastdepth", device: str = "cpu", precision: str = "fp32",
+def bench_pipeline(model: str = DEFAULT_MODEL, device: str = "cpu", precision: str = "fp32",
                    iters: int = 50, warmup: int = 5, image: Optional[str] = None,
                    checkpoint: Optional[str] = None, resolution: Tuple[int, int] = (640, 480),
                    cloud_decimation: int = 1, **estimator_kwargs) -> dict:

@@ -13,6 +13,7 @@ Subcommands::
     ablation                     the SSegDep-Net ablation on synthetic streets
     bench                        per-stage latency at 640x480 (or a model table)
     export                       a registered model -> ONNX file (spec as metadata, parity check)
+    import-weights FILE          third-party FastDepth weights (.onnx / .tflite) -> fastdepth_nyu
     demo                         the end-to-end run on real 7-Scenes frames over DDS
     dds-check                    VGA images / clouds delivered by Fast DDS under several setups
     test                         run the test suite (pytest)
@@ -35,6 +36,7 @@ from typing import List, Optional
 from ..core.dds_env import ros_env
 from ..core.paths import package_share_dir
 from ..ros.bag_args import player_parser, recorder_parser  # ROS-free argument definitions
+from ..defaults import DEFAULT_MODEL
 
 #: Values of --backend (mono_depth_ros.inference.backends.CHOICES, without importing torch).
 BACKEND_CHOICES = ("auto", "torch", "onnxruntime", "cuda_graph", "tensorrt")
@@ -145,7 +147,7 @@ def cmd_evaluate(args) -> int:
         ds = open_dataset(args.data, parse_frames(args.frames))
         lo, hi = ds.eval_range
         est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device,
-                             backend=args.backend, precision=args.precision)
+                             backend=args.backend, precision=args.precision, view=args.view)
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
@@ -214,6 +216,20 @@ def cmd_export(args) -> int:
     return export_command(args)
 
 
+def cmd_import_weights(args) -> int:
+    from .import_weights import import_fastdepth
+    out = import_fastdepth(Path(args.source), Path(args.out) if args.out else None)
+    print(f"imported {args.source} -> {out} (model fastdepth_nyu)")
+    return 0
+
+
+def _args_import_weights(s) -> None:
+    s.add_argument("source", help="the authors' FastDepth network: fastdepth_224_float32.onnx or "
+                                  "the upstream full-int8 fast_depth_224.tflite (read as data)")
+    s.add_argument("--out", help="checkpoint path (default: the imported-weights folder, "
+                                 "$MONO_DEPTH_ROS_WEIGHTS or models/imported/)")
+
+
 def cmd_dds_check(args) -> int:
     from ..core.dds_env import SETUPS, setup_variables
     from ..ros.dds_check import measure
@@ -257,14 +273,18 @@ def cmd_train(args) -> int:
         model=args.model, train=one(args.data), val=one(args.val), out=args.out, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps, device=args.device,
         loss=args.loss, mix=args.mix, epoch_steps=args.epoch_steps, zoom_min=args.zoom_min,
-        init_checkpoint=args.init_checkpoint,
+        init_checkpoint=args.init_checkpoint, teacher=args.teacher,
+        teacher_weight=args.teacher_weight, teacher_loss=args.teacher_loss,
         time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
         ).items() if v is not None}
     for flag in ("focal_norm", "photometric"):
         if getattr(args, flag):
             overrides[flag] = True
+    if args.model_kwargs:
+        overrides["model_kwargs"] = {**cfg.model_kwargs, **args.model_kwargs}
     if args.encoder:
-        overrides["model_kwargs"] = {**cfg.model_kwargs, "encoder": args.encoder}
+        overrides["model_kwargs"] = {**overrides.get("model_kwargs", cfg.model_kwargs),
+                                     "encoder": args.encoder}
     if args.no_pretrained:
         overrides["pretrained"] = False
     cfg = dataclasses.replace(cfg, **overrides)
@@ -349,13 +369,16 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--image-topic", default="/camera/image_raw")
     s.add_argument("--data", help="dataset folder to run a model over")
     s.add_argument("--frames", help="START:STOP subset of --data")
-    s.add_argument("--model", default="fastdepth")
+    s.add_argument("--model", default=DEFAULT_MODEL)
     s.add_argument("--checkpoint", help="weights file, Hugging Face folder or hub id "
                    "(hf:owner/name[@revision]), or .onnx")
     s.add_argument("--device", default="auto")
     s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     s.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
                    help="network precision (autocast); fp32 where the device lacks it (a warning)")
+    s.add_argument("--view", choices=["full", "focal_crop"],
+                   help="how a frame is fed: the whole image, or the window whose focal matches "
+                        "training (default: the model's)")
     s.add_argument("--min-depth", type=float, default=0.0, help="0 = the dataset's convention")
     s.add_argument("--max-depth", type=float, default=0.0)
     s.add_argument("--panels", type=int, default=4)
@@ -371,7 +394,7 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
 
 
 def _args_bench(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--model", default="fastdepth",
+    s.add_argument("--model", default=DEFAULT_MODEL,
                    help="a model name, several comma-separated (one run, side by side), or 'all' "
                         "for the table of every network")
     s.add_argument("--models", nargs="*", help="with --model all: only these")
@@ -450,6 +473,13 @@ def _args_train(s: argparse.ArgumentParser) -> None:
                    "[ZOOM_MIN, 1], resized back (needs --focal-norm)")
     s.add_argument("--photometric", action="store_true", help="colour jitter, blur, sensor noise, JPEG")
     s.add_argument("--init-checkpoint", help="start from the weights of this checkpoint")
+    s.add_argument("--teacher", help="distillation: a frozen metric-depth checkpoint whose "
+                   "(flip-averaged) prediction is a second target on every frame; training sets "
+                   "may then be colour-only image folders")
+    s.add_argument("--teacher-weight", type=float, help="weight of the teacher term (default 1)")
+    s.add_argument("--teacher-loss", help="loss of the teacher term (default: --loss)")
+    s.add_argument("--model-kwargs", type=json.loads,
+                   help='architecture options as JSON, e.g. \'{"flip_average": true}\'')
     s.add_argument("--out")
     s.add_argument("--config", help="JSON file with TrainConfig fields")
     s.add_argument("--encoder", help="encoder option of the model (e.g. efficientnet_lite0)")
@@ -494,6 +524,8 @@ COMMANDS = [
     ("bench", "latency benchmark", _args_bench, cmd_bench),
     ("export", "a registered model -> ONNX (spec as metadata, parity vs PyTorch)", _args_export,
      cmd_export),
+    ("import-weights", "third-party FastDepth weights (.onnx/.tflite) -> fastdepth_nyu checkpoint",
+     _args_import_weights, cmd_import_weights),
     ("dds-check", "VGA clouds and images between two processes under several Fast DDS setups",
      _args_dds_check, cmd_dds_check),
     ("demo", "real 7-Scenes frames through depth_node over DDS", _args_demo, cmd_demo),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..core.dds_env import DDS_VARIABLES, ros_env
+from ..defaults import DEFAULT_MODEL
 
 IMAGE = "/camera/image_raw"
 INFO = "/camera/camera_info"
@@ -69,7 +70,7 @@ def _prepare_input(args, out: Path) -> tuple:
     from ..data import open_dataset, parse_frames
     from ..data.bag import write_dataset_bag
     if args.model is None:  # a street model for street frames, the indoor one otherwise
-        args.model = "ssegdep_net" if args.input == "synthetic" else "fastdepth"
+        args.model = "ssegdep_net" if args.input == "synthetic" else DEFAULT_MODEL
     if args.input == "synthetic":
         # a generated street sequence: the demo then runs on any machine, data folder or not
         from .synth import generate
