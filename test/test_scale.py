@@ -323,3 +323,20 @@ def test_pipeline_scales_relative_model_output_before_the_cloud():
     pipe2 = FramePipeline(_RelativeEstimator(gt), scaler=MetricScaler(ScaleConfig(source="scan")))
     res = pipe2.process(rgb, K, ("depth",), None, stamp=1.0)
     assert res.skip[0] == "no_scale" and res.depth is None and res.points is None
+
+
+def test_a_scaled_relative_model_keeps_a_40_m_road():
+    """A relative model's default range is no metric range: after a metric scale a road to 40 m
+    keeps every pixel (it used to stop at the spec's 10 m)."""
+    from mono_depth_ros.models import get_spec
+    lo, hi = get_spec("depth_anything_v2_small").depth_range
+    road = np.linspace(2.0, 40.0, H * W, dtype=np.float32).reshape(H, W)
+    est = _RelativeEstimator(road)
+    est.min_depth, est.max_depth = lo, hi
+    pipe = FramePipeline(est, scaler=MetricScaler(ScaleConfig(
+        source="sparse_depth", jump_confirm=1)))
+    rng = np.random.default_rng(9)
+    res = pipe.process(np.zeros((H, W, 3), np.uint8), K, ("depth",), Reference(_sparse(rng, road, 200)),
+                       stamp=0.0)
+    assert res.scale.status == "fitted"
+    np.testing.assert_allclose(res.depth, road, rtol=1e-3)  # all of it, up to 40 m

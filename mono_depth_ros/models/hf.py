@@ -124,6 +124,10 @@ FAMILIES: Dict[str, Family] = {
 
 _APACHE, _CC_BY_NC = "Apache-2.0", "CC-BY-NC-4.0 (non-commercial)"
 _REL, _MET = "relative_inverse", "metric_depth"
+#: Depth range of relative models: they have no metres of their own, so the node's range mask
+#: (min_depth / max_depth, 0 = this) applies only after a metric scale (core.scale), in metres;
+#: (0.1, 10) here used to cut a scaled 40 m road at 10 m. 1000 m is the parameters' own limit.
+_REL_RANGE = (0.1, 1000.0)
 
 
 def _da_rows() -> Dict[str, tuple]:
@@ -133,7 +137,7 @@ def _da_rows() -> Dict[str, tuple]:
         cap = size.capitalize()
         rows[f"depth_anything_v2_{size}"] = (
             f"hf:depth-anything/Depth-Anything-V2-{cap}-hf", "depth_anything", _REL,
-            (0.1, 10.0), lic, "depth_anything_v2",
+            _REL_RANGE, lic, "depth_anything_v2",
             f"Depth Anything V2 {cap} (DINOv2 + DPT head); relative")
         for scene, far in (("indoor", 20.0), ("outdoor", 80.0)):
             rows[f"depth_anything_v2_metric_{scene}_{size}"] = (
@@ -156,9 +160,9 @@ HF_MODELS: Dict[str, tuple] = {
                  "GLPN (SegFormer encoder) trained on NYU Depth V2, metric indoor"),
     "glpn_kitti": ("hf:vinvino02/glpn-kitti", "glpn", _MET, (0.1, 80.0), _APACHE, "glpn",
                    "GLPN (SegFormer encoder) trained on KITTI, metric outdoor"),
-    "dpt_large": ("hf:Intel/dpt-large", "dpt", _REL, (0.1, 10.0), _APACHE, "dpt",
+    "dpt_large": ("hf:Intel/dpt-large", "dpt", _REL, _REL_RANGE, _APACHE, "dpt",
                   "DPT-Large (ViT-L/16), MiDaS v3 relative inverse depth"),
-    "dpt_hybrid_midas": ("hf:Intel/dpt-hybrid-midas", "dpt", _REL, (0.1, 10.0), _APACHE, "dpt",
+    "dpt_hybrid_midas": ("hf:Intel/dpt-hybrid-midas", "dpt", _REL, _REL_RANGE, _APACHE, "dpt",
                          "DPT-Hybrid (ViT + BiT), MiDaS v3 relative inverse depth"),
 }
 
