@@ -281,3 +281,17 @@ def test_shared_onnx_scores_as_the_imported_model_on_nyu_mini(imported, tmp_path
         scores[name] = s["mean"]["abs_rel"]
     assert abs(scores["ours"] - scores["onnx"]) <= 0.005
     assert 0.15 < scores["ours"] < 0.3  # the shared README's 0.212 (centre crop)
+
+
+def test_device_path_feeds_the_same_window(imported, monkeypatch):
+    from mono_depth_ros.inference.estimator import DepthEstimator
+    monkeypatch.setenv("MONO_DEPTH_ROS_WEIGHTS", str(imported.parent))
+    rgb = cv2.cvtColor(cv2.imread(str(NYU_MINI / "image_5.png")), cv2.COLOR_BGR2RGB)
+    K = np.array([[518.86, 0, 325.58], [0, 519.47, 253.74], [0, 0, 1]])
+    host = DepthEstimator("fastdepth_nyu", device="cpu", backend="torch",
+                          device_path="off").predict(rgb, K)
+    dev = DepthEstimator("fastdepth_nyu", device="cpu", backend="torch", device_path="on"
+                         ).predict(rgb, K, cloud_decimation=4)
+    rel = np.abs(dev.depth - host.depth) / host.depth
+    assert np.median(rel) < 0.01 and np.isfinite(dev.depth).all()
+    assert dev.points.shape == (120, 160, 4)

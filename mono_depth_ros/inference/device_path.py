@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from ..core.geometry import ray_grid, ray_key
 from ..models.spec import ModelSpec, output_to_metric_depth
-from .preprocess import Prepared, network_size, normalize_images, prepare, restore
+from .preprocess import Prepared, network_size, normalize_images, prepare, restore, view_window
 
 
 def _copy_into(static, value):
@@ -192,31 +192,38 @@ class DeviceFrame:
         host.numpy()[...] = rgb
         return host.to(self.device, non_blocking=True)
 
-    def prepare(self, img: torch.Tensor, spec: ModelSpec, target_hw: Tuple[int, int]) -> Prepared:
+    def prepare(self, img: torch.Tensor, spec: ModelSpec, target_hw: Tuple[int, int],
+                fx: Optional[float] = None) -> Prepared:
         """Network input ``1 x 3 x h x w`` float32 from the uploaded ``H x W x 3`` uint8 image.
 
         ``area`` models: normalise, then area-average to the network size when shrinking
         (:func:`area_matrix`, exact fractional box weights) or bilinear (``align_corners=False``)
         when enlarging: the device counterpart of the CPU path's OpenCV INTER_AREA /
         INTER_LINEAR (the CPU path also rounds the resized image to uint8; the inputs then
-        differ by at most half a grey level). Other recipes: :func:`prepare`.
+        differ by at most half a grey level). Other recipes: :func:`prepare`. ``fx``: the
+        camera's focal (pixels) for the ``focal_crop`` view (:func:`view_window`).
         """
         pp = spec.preprocessing
         if pp.on_device:
-            return prepare(img, spec, target_hw, self.device)
+            return prepare(img, spec, target_hw, self.device, fx)
+        window = view_window(spec, img.shape[:2], fx)
+        if window is not None:
+            top, left, wh, ww = window
+            img = img[top:top + wh, left:left + ww]
         H, W = img.shape[:2]
         h, w = network_size((H, W), target_hw, pp)
         x = normalize_images(img.unsqueeze(0), spec)
         if (h, w) == (H, W):
-            return Prepared(x)
+            return Prepared(x, window=window)
         if h <= H and w <= W:
             key = (H, W, h, w)
             if key != self._area_key:
                 self._area = (area_matrix(H, h, self.device), area_matrix(W, w, self.device).T)
                 self._area_key = key
             ry, rx = self._area
-            return Prepared(torch.matmul(torch.matmul(ry, x), rx))
-        return Prepared(F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False))
+            return Prepared(torch.matmul(torch.matmul(ry, x), rx), window=window)
+        return Prepared(F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False),
+                        window=window)
 
     def _ray_grid(self, K: np.ndarray, h: int, w: int, step: int):
         """:func:`~mono_depth_ros.core.geometry.ray_grid` (the host cloud's rays, so both
@@ -253,7 +260,7 @@ class DeviceFrame:
         """
         H, W = image_hw
         raw = restore(out, prepared, (H, W), spec)[0, 0]
-        unmasked = output_to_metric_depth(raw, spec, fx=fx, width=W)
+        unmasked = output_to_metric_depth(raw, spec, fx=fx, width=prepared.seen_width(W))
         keep = (unmasked >= self.min_depth) & (unmasked <= self.max_depth)
         n = H * W
         channels, hh, ww = 0, 0, 0
