@@ -15,7 +15,9 @@ parameter is set):
     ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, one status named after the node).
 Metric scale (``scale_source``: none, fixed, sparse_depth, scan, ground_plane): see
 :mod:`mono_depth_ros.ros.scale_source`; ``depth/image`` is in metres after the scale, and
-``depth/scale`` carries the scale with its support and residual.
+``depth/scale`` (diagnostic_msgs/DiagnosticArray with the image's header, right after the depth)
+carries the scale, its status, support and the reason it is not trusted; the scale's state also
+sets the level of ``/diagnostics`` (docs/metric_scale.md).
 Relative models (affine-invariant inverse depth: Depth Anything V2 relative, DPT/MiDaS) have no
 metric scale of their own: without a usable scale they publish ``depth/relative`` (32FC1,
 unitless, larger = nearer, NaN invalid) instead of ``depth/image``, ``depth/colored`` and the
