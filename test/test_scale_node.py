@@ -443,3 +443,35 @@ def test_fixing_a_refused_start_value_subscribes_the_references(rclpy_context):
             "sparse_depth", "sparse_points"]
     finally:
         n.destroy_node()
+
+
+def test_the_tf2_listener_is_created_when_the_source_is_selected_not_at_a_lookup(node, monkeypatch):
+    """With tf2_ros importable (a stand-in here), selecting a reference source that uses tf2
+    creates Buffer and TransformListener(buffer, node) at once: a listener created at the first
+    lookup has no transforms yet, so that lookup would always fail."""
+    import mono_depth_ros.ros.scale_source as ss
+    made = []
+
+    class Buffer:
+        pass
+
+    class TransformListener:
+        def __init__(self, buffer, n):
+            made.append((buffer, n))
+
+    monkeypatch.setattr(ss, "tf2_ros", type("tf2_ros", (), {"Buffer": Buffer,
+                                                            "TransformListener": TransformListener}))
+    adapter = node.scale_source
+    saved = adapter._tf_buffer
+    adapter._tf_buffer = None
+    try:
+        assert _set(node, scale_source="none", scan_use_tf=True)
+        assert made == []  # nothing needs tf2
+        assert _set(node, scale_source="sparse_depth")
+        assert len(made) == 1 and made[0][1] is node and adapter._tf_buffer is made[0][0]
+        assert _set(node, scale_source="none")
+        assert _set(node, scale_source="sparse_depth")
+        assert len(made) == 1  # once
+    finally:
+        adapter._tf_buffer = saved
+        assert _set(node, scale_source="none", scan_use_tf=False)
