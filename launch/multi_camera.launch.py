@@ -4,7 +4,9 @@
 
 Each camera gets ``<namespace>/<camera>/depth_node`` on ``<namespace>/<camera>/image_raw`` and
 ``camera_info``, with the same params file and overrides; every node reports its own status on
-``/diagnostics``. The arguments mean what they mean in depth.launch.py.
+``/diagnostics``. The arguments mean what they mean in depth.launch.py: the namespaces are
+relative (a parent's ``PushRosNamespace`` comes in front), a missing ``params_file`` stops the
+launch before any node starts, and the Fast DDS setup goes to the depth nodes' processes only.
 """
 
 from launch import LaunchDescription
@@ -20,15 +22,18 @@ PASSED = ["namespace", "params_file", "model", "device", "use_sim_time", "lifecy
           "autostart", "use_fastdds_profile"]
 ARGUMENTS = [
     ("cameras", "camera_front,camera_rear", "comma-separated camera namespaces, one node each"),
-    ("namespace", "", "namespace above the cameras' (e.g. the robot's name)"),
-    ("params_file", None, "depth_node parameters shared by every camera"),
+    ("namespace", "", "namespace above the cameras' (e.g. the robot's name); under a namespace "
+                      "pushed by a parent launch file unless it starts with /"),
+    ("params_file", None, "depth_node parameters shared by every camera; must exist (empty: "
+                          "the node's built-in defaults)"),
     ("model", "", "registered depth model; empty: the params file's"),
     ("device", "", "auto, cpu, cuda or cuda:N; empty: the params file's"),
     ("use_sim_time", "", "true: follow /clock; empty: the params file's"),
     ("lifecycle", "false", "true: managed (lifecycle) nodes"),
     ("autostart", "true", "lifecycle nodes: configure and activate them at start"),
     ("use_fastdds_profile", "true",
-     "add config/fastdds.xml when no DDS variable is set (never replaces yours)"),
+     "give the node processes config/fastdds.xml when no DDS variable is set (never replaces "
+     "yours)"),
 ]
 
 

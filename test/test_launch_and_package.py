@@ -2,9 +2,12 @@
 
 launch / launch_ros cannot be installed without ROS, so the launch files are checked statically
 (they parse, declare the documented arguments with descriptions, start executables the package
-installs and name files that exist) and run against a minimal stand-in for launch / launch_ros
-that records the actions they return (parameters, namespaces, environment, RViz config); where
-launch_ros imports, the description is built by the real one too.
+installs and name files that exist) and run by a stand-in for launch 3.7 / launch_ros 0.28
+(``launch_standin.py``) that executes them as ``ros2 launch`` does and records the processes
+they would start (namespace after PushRosNamespace, parameters, environment, RViz config),
+strict where the real packages are: namespace composition, params files, package look-up,
+environment scoping, exceptions as exit code 1. Where launch_ros imports, the description is
+built by the real one too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
+import launch_standin
 import pytest
 import yaml
 
@@ -84,129 +89,203 @@ def test_launch_files_start_installed_executables_and_existing_files(path):
         assert (ROOT.joinpath(*parts)).is_file(), parts
 
 
-# ---- the launch files run against a minimal stand-in for launch / launch_ros, which cannot be
-# ---- installed here: the actions they return are recorded, not executed
-class _Action:
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
+# ---- the launch files run by a stand-in for launch 3.7 / launch_ros 0.28 (test/launch_standin.py),
+# ---- which cannot be installed here: it executes them in order and records the processes
+@pytest.fixture
+def standin(monkeypatch, tmp_path):
+    """The stand-in with mono_depth_ros (and, unless ``standin.index`` is changed, rviz2) in the
+    ament index; ``standin.run(what, arguments, environment)`` launches. ROS_HOME is a temporary
+    folder (where the RViz config goes)."""
+    def run(what=LAUNCH, arguments=None, environment=None, index=("mono_depth_ros", "rviz2")):
+        launch_standin.install(monkeypatch, index)
+        env = {"ROS_HOME": str(tmp_path / "ros_home"), **(environment or {})}
+        return launch_standin.launch(what, arguments, env)
+    return SimpleNamespace(run=run, ros_home=tmp_path / "ros_home", sl=launch_standin)
 
 
-class _Context:
-    def __init__(self, arguments, environment):
-        self.arguments, self.environment = dict(arguments), dict(environment)
+def _params(tmp_path, text="/**:\n  ros__parameters:\n    model: fastdepth\n"):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    return str(path)
 
 
-class _LaunchConfiguration:
-    def __init__(self, name):
-        self.name = name
-
-    def perform(self, context):
-        return context.arguments[self.name]
-
-
-class _FindPackageShare:
-    def __init__(self, package):
-        self.package = package
-
-    def perform(self, context):
-        return str(ROOT)
-
-
-class _PathJoin:
-    def __init__(self, parts):
-        self.parts = parts
-
-    def perform(self, context):
-        return os.path.join(*[p if isinstance(p, str) else p.perform(context) for p in self.parts])
+def test_params_file_wins_unless_an_argument_is_given(standin, tmp_path):
+    params = _params(tmp_path)
+    run = standin.run(arguments={"params_file": params})
+    assert run.returncode == 0, run.text
+    node, = run.processes
+    assert node.parameters == [params]  # nothing on top of the user's file
+    assert node.executable == "depth_node" and node.namespace == "/camera"
+    assert node.remappings == [("image", "image_raw"), ("image/compressed", "image_raw/compressed")]
+    node, = standin.run(arguments={"params_file": params, "model": "scrx_rgb",
+                                   "use_sim_time": "true"}).processes
+    assert node.parameters == [params, {"model": "scrx_rgb", "use_sim_time": True}]
+    node, = standin.run().processes
+    assert node.parameters == [str(ROOT / "config" / "depth.yaml")]
+    node, = standin.run(arguments={"params_file": ""}).processes  # built-in defaults
+    assert node.parameters == []
 
 
-def _stub_modules(monkeypatch):
-    import types
-    mods = {name: types.ModuleType(name) for name in (
-        "launch", "launch.actions", "launch.substitutions", "launch.launch_description_sources",
-        "launch_ros", "launch_ros.actions", "launch_ros.substitutions")}
-    mods["launch"].LaunchDescription = lambda entities: list(entities)
-    for name in ("DeclareLaunchArgument", "OpaqueFunction", "SetEnvironmentVariable",
-                 "IncludeLaunchDescription"):
-        setattr(mods["launch.actions"], name, type(name, (_Action,), {}))
-    mods["launch.substitutions"].LaunchConfiguration = _LaunchConfiguration
-    mods["launch.substitutions"].PathJoinSubstitution = _PathJoin
-    mods["launch.launch_description_sources"].PythonLaunchDescriptionSource = _Action
-    mods["launch_ros.actions"].Node = type("Node", (_Action,), {})
-    mods["launch_ros.substitutions"].FindPackageShare = _FindPackageShare
-    for name, mod in mods.items():
-        monkeypatch.setitem(sys.modules, name, mod)
+def test_missing_params_file_stops_the_launch(standin, tmp_path):
+    """launch_ros only warns about a params file that is not a file and starts the node on its
+    built-in defaults: the launch files refuse it before starting anything."""
+    missing = str(tmp_path / "nonexistent.yaml")
+    for path in (LAUNCH, MULTI):
+        run = standin.run(path, {"params_file": missing})
+        assert run.returncode == 1 and run.processes == [], run.text
+        assert "Caught exception in launch" in run.text and missing in run.text
+        assert "Parameter file path is not a file" not in run.text
 
 
-def _run_launch(monkeypatch, path, given=None, environment=None):
-    """Declared defaults + ``given`` arguments -> the actions the launch file's setup returns."""
-    _stub_modules(monkeypatch)
-    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    entities = mod.generate_launch_description()
-    declared = {e.args[0]: e.kwargs["default_value"] for e in entities
-                if type(e).__name__ == "DeclareLaunchArgument"}
-    ctx = _Context({}, environment or {})
-    ctx.arguments = {k: v if isinstance(v, str) else v.perform(ctx) for k, v in declared.items()}
-    ctx.arguments.update(given or {})
-    setup = [e for e in entities if type(e).__name__ == "OpaqueFunction"][0].kwargs["function"]
-    return setup(ctx)
-
-
-def _nodes(actions, executable=None):
-    return [a for a in actions if type(a).__name__ == "Node"
-            and (executable is None or a.kwargs["executable"] == executable)]
-
-
-def test_params_file_wins_unless_an_argument_is_given(monkeypatch, tmp_path):
-    params = str(tmp_path / "mine.yaml")
-    node, = _nodes(_run_launch(monkeypatch, LAUNCH, {"params_file": params}))
-    assert node.kwargs["parameters"] == [params, {}]  # nothing on top of the user's file
-    assert node.kwargs["executable"] == "depth_node"
-    assert node.kwargs["namespace"] == "/camera"
-    node, = _nodes(_run_launch(monkeypatch, LAUNCH, {"params_file": params, "model": "scrx_rgb",
-                                                     "use_sim_time": "true"}))
-    assert node.kwargs["parameters"] == [params, {"model": "scrx_rgb", "use_sim_time": True}]
-    node, = _nodes(_run_launch(monkeypatch, LAUNCH))
-    assert node.kwargs["parameters"][0] == str(ROOT / "config" / "depth.yaml")
-
-
-def test_lifecycle_namespace_and_rviz_follow_the_arguments(monkeypatch):
-    actions = _run_launch(monkeypatch, LAUNCH, {"lifecycle": "true", "namespace": "robot1",
-                                                "camera": "front", "rviz": "true"})
-    node, = _nodes(actions, "depth_lifecycle_node")
-    assert node.kwargs["namespace"] == "/robot1/front"
-    assert node.kwargs["parameters"][1] == {"autostart": True}
-    rviz, = _nodes(actions, "rviz2")
-    cfg = yaml.safe_load(Path(rviz.kwargs["arguments"][1]).read_text())
-    topics = {d["Topic"]["Value"] for d in cfg["Visualization Manager"]["Displays"] if "Topic" in d}
+def test_lifecycle_namespace_and_rviz_follow_the_arguments(standin):
+    run = standin.run(arguments={"lifecycle": "true", "namespace": "robot1", "camera": "front",
+                                 "rviz": "true"})
+    assert run.returncode == 0, run.text
+    node, = run.by_executable("depth_lifecycle_node")
+    assert node.namespace == "/robot1/front" and node.name == "depth_node"
+    assert node.parameters[1] == {"autostart": True}
+    rviz, = run.by_executable("rviz2")
+    assert rviz.namespace == "/robot1/front" and rviz.parameters == []
+    cfg = Path(rviz.arguments[1])
+    assert cfg == standin.ros_home / "mono_depth_ros" / "rviz" / "robot1" / "front" / "depth.rviz"
+    topics = _rviz_topics(cfg)
     assert topics == {"/robot1/front/image_raw", "/robot1/front/depth/colored",
                       "/robot1/front/points"}
-    os.unlink(rviz.kwargs["arguments"][1])
 
 
-def test_launch_never_overrides_a_users_dds_setting(monkeypatch):
-    def env_actions(environment, **given):
-        return {a.args[0]: a.args[1] for a in _run_launch(monkeypatch, LAUNCH, given, environment)
-                if type(a).__name__ == "SetEnvironmentVariable"}
+def _rviz_topics(path):
+    cfg = yaml.safe_load(Path(path).read_text())
+    return {d["Topic"]["Value"] for d in cfg["Visualization Manager"]["Displays"] if "Topic" in d}
+
+
+def _include(path=LAUNCH, **arguments):
+    sl = launch_standin
+    return sl.IncludeLaunchDescription(sl.PythonLaunchDescriptionSource(str(path)),
+                                       launch_arguments=arguments.items())
+
+
+def test_namespace_pushed_by_a_parent_launch_file_composes(standin):
+    """GroupAction([PushRosNamespace('robot2'), IncludeLaunchDescription(depth.launch.py,
+    camera:=front)]) is /robot2/front/depth_node; an absolute namespace:= ignores the pushed one
+    (as launch_ros does); RViz, under the pushed namespace too, shows the composed topics."""
+    sl = launch_standin
+    parent = sl.LaunchDescription([
+        sl.GroupAction([sl.PushRosNamespace("robot2"), _include(camera="front", rviz="true")]),
+        sl.GroupAction([sl.PushRosNamespace("robot2"), _include(camera="side",
+                                                                namespace="/fixed")]),
+        sl.GroupAction([sl.PushRosNamespace("/robot3"), _include(MULTI, cameras="a,b",
+                                                                 namespace="arm")]),
+        _include(camera="top"),  # outside the groups: the pushed namespaces are gone
+    ])
+    run = standin.run(parent)
+    assert run.returncode == 0, run.text
+    assert [p.namespace for p in run.by_executable("depth_node")] == [
+        "/robot2/front", "/fixed/side", "/robot3/arm/a", "/robot3/arm/b", "/top"]
+    rviz, = run.by_executable("rviz2")
+    assert rviz.namespace == "/robot2/front"
+    assert _rviz_topics(rviz.arguments[1]) == {
+        "/robot2/front/image_raw", "/robot2/front/depth/colored", "/robot2/front/points"}
+
+
+def test_rviz_without_rviz2_stops_before_anything_starts(standin, tmp_path):
+    """rviz:=true where rviz2 is not installed: one clear error, no depth_node left running, no
+    config file written."""
+    import tempfile
+    before = set(Path(tempfile.gettempdir()).glob("depth_*.rviz"))
+    run = standin.run(arguments={"rviz": "true"}, index=("mono_depth_ros",))
+    assert run.returncode == 1, run.text
+    assert run.processes == [], "a process was started by a launch that failed"
+    errors = [line for line in run.log if "Caught exception" in line]
+    assert len(errors) == 1 and "rviz2" in errors[0] and "rviz:=false" in errors[0], run.text
+    assert not standin.ros_home.exists()
+    assert set(Path(tempfile.gettempdir()).glob("depth_*.rviz")) == before
+
+
+def test_rviz_config_is_one_file_per_namespace_not_a_new_temporary_each_launch(standin):
+    import tempfile
+    before = set(Path(tempfile.gettempdir()).glob("depth_*.rviz"))
+    paths = {standin.run(arguments={"rviz": "true", "camera": c}).by_executable("rviz2")[0]
+             .arguments[1] for c in ("front", "front", "rear")}
+    assert len(paths) == 2
+    written = sorted(str(p.relative_to(standin.ros_home / "mono_depth_ros" / "rviz"))
+                     for p in standin.ros_home.rglob("*") if p.is_file())
+    assert written == ["front/depth.rviz", "rear/depth.rviz"]
+    assert set(Path(tempfile.gettempdir()).glob("depth_*.rviz")) == before
+
+
+def test_dds_profile_goes_to_the_node_process_only(standin):
+    """The shipped Fast DDS profile is in the depth node's environment, not the launch's: a
+    process a parent launch file starts after including depth.launch.py does not inherit it."""
+    sl = launch_standin
+    parent = sl.LaunchDescription([
+        _include(), sl.Node(package="mono_depth_ros", executable="bag_player", name="player")])
+    run = standin.run(parent)
+    assert run.returncode == 0, run.text
     shipped = str(ROOT / "config" / "fastdds.xml")
-    assert env_actions({}) == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}
-    assert env_actions({}, use_fastdds_profile="false") == {}
+    node, = run.by_executable("depth_node")
+    player, = run.by_executable("bag_player")
+    assert node.env["FASTDDS_DEFAULT_PROFILES_FILE"] == shipped
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in player.env
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in run.environment
+
+
+def test_launch_never_overrides_a_users_dds_setting(standin):
+    def node_env(environment, **given):
+        node, = standin.run(arguments=given, environment=environment).by_executable("depth_node")
+        return {k: v for k, v in node.env.items() if k.startswith(("FASTDDS", "RMW"))}
+    shipped = str(ROOT / "config" / "fastdds.xml")
+    assert node_env({}) == {"FASTDDS_DEFAULT_PROFILES_FILE": shipped}
+    assert node_env({}, use_fastdds_profile="false") == {}
     for var in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS"):
-        assert env_actions({var: "x"}) == {}
-    assert env_actions({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == {}
+        assert node_env({var: "x"}) == {var: "x"}
+    assert node_env({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}) == {
+        "RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    # a parent's SetEnvironmentVariable is the user's choice too
+    sl = launch_standin
+    run = standin.run(sl.LaunchDescription([
+        sl.SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4"), _include()]))
+    node, = run.by_executable("depth_node")
+    assert node.env["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4"
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" not in node.env
 
 
-def test_multi_camera_launch_includes_one_node_per_camera(monkeypatch):
-    actions = _run_launch(monkeypatch, MULTI, {"cameras": "front, rear ,left",
-                                               "model": "fastdepth"})
-    cameras = [dict(a.kwargs["launch_arguments"])["camera"] for a in actions]
-    assert cameras == ["front", "rear", "left"]
-    for a in actions:
-        args = dict(a.kwargs["launch_arguments"])
-        assert args["model"] == "fastdepth" and args["device"] == "" and args["rviz"] == "false"
-        assert a.args[0].args[0].perform(None).endswith("launch/depth.launch.py")
+def test_multi_camera_launch_includes_one_node_per_camera(standin):
+    run = standin.run(MULTI, {"cameras": "front, rear ,left", "model": "fastdepth",
+                              "namespace": "robot1"})
+    assert run.returncode == 0, run.text
+    nodes = run.by_executable("depth_node")
+    assert [n.namespace for n in nodes] == ["/robot1/front", "/robot1/rear", "/robot1/left"]
+    for n in nodes:
+        assert n.parameters == [str(ROOT / "config" / "depth.yaml"), {"model": "fastdepth"}]
+    assert run.by_executable("rviz2") == []
+
+
+def test_standin_mirrors_launch_ros(standin, tmp_path):
+    """The stand-in's own rules, as launch / launch_ros have them: a relative namespace goes under
+    the pushed one and an absolute one does not; a params file that is not a file is only warned
+    about; SetEnvironmentVariable reaches every later process (scoped by GroupAction),
+    additional_env one process; an exception is exit code 1 with the processes started before
+    it left running."""
+    sl = launch_standin
+    run = standin.run(sl.LaunchDescription([
+        sl.GroupAction([
+            sl.PushRosNamespace("a"), sl.PushRosNamespace("b"),
+            sl.SetEnvironmentVariable("SCOPED", "1"),
+            sl.Node(package="mono_depth_ros", executable="x", namespace="rel",
+                    parameters=[str(tmp_path / "missing.yaml")], additional_env={"ONLY": "1"}),
+            sl.Node(package="mono_depth_ros", executable="y", namespace="/abs"),
+            sl.Node(package="mono_depth_ros", executable="z")]),
+        sl.Node(package="mono_depth_ros", executable="w", namespace=""),
+        sl.Node(package="rviz2", executable="rviz2"),
+        sl.Node(package="mono_depth_ros", executable="never")]), index=("mono_depth_ros",))
+    assert run.returncode == 1
+    assert [(p.executable, p.namespace) for p in run.processes] == [
+        ("x", "/a/b/rel"), ("y", "/abs"), ("z", "/a/b"), ("w", "/")]
+    x, y, z, w = run.processes
+    assert x.parameters == [] and "Parameter file path is not a file" in run.text
+    assert x.env["ONLY"] == "1" and "ONLY" not in y.env
+    assert y.env["SCOPED"] == "1" and "SCOPED" not in w.env
+    assert "package 'rviz2' not found" in run.log[-1]
 
 
 def test_params_yaml_matches_node_parameters():
@@ -290,9 +369,37 @@ def test_launch_support_helpers():
         "device": "cpu", "use_sim_time": False}
     with pytest.raises(ValueError, match="use_sim_time"):
         node_overrides({"use_sim_time": "yes"})
-    assert node_namespace("", "camera") == "/camera"
-    assert node_namespace("/robot1/", "front") == "/robot1/front"
+    assert node_namespace("", "camera") == "camera"  # relative: a pushed namespace composes
+    assert node_namespace("robot1", "front") == "robot1/front"
+    assert node_namespace("/robot1/", "front") == "/robot1/front"  # absolute when written so
+    assert node_namespace("", "/front") == "/front"
     assert camera_list("[a, b]") == ["a", "b"]
     for bad in ("", "a,a"):
         with pytest.raises(ValueError):
             camera_list(bad)
+
+
+def test_launch_support_namespace_params_and_rviz_helpers(monkeypatch, tmp_path):
+    from mono_depth_ros.tools import launch_support as ls
+    sl = launch_standin
+    # resolved_namespace is launch_ros's prefix_namespace + make_namespace_absolute
+    for pushed, ns in [(None, "camera"), ("/robot2", "front"), ("/robot2", "/abs/x"), ("/", "a"),
+                       ("/r", ""), (None, ""), ("/r/", "a/b/")]:
+        assert ls.resolved_namespace(pushed, ns) == sl.prefix_namespace(pushed, ns), (pushed, ns)
+    assert ls.check_params_file("") is None
+    params = _params(tmp_path)
+    assert ls.check_params_file(params) == params
+    assert ls.check_params_file("mine.yaml", cwd=str(tmp_path)) == params
+    with pytest.raises(ls.LaunchSetupError, match="nonexistent.yaml"):
+        ls.check_params_file(str(tmp_path / "nonexistent.yaml"))
+    with pytest.raises(ls.LaunchSetupError):
+        ls.check_params_file(str(tmp_path))  # a folder is not a params file
+    assert ls.rviz_config_path("/robot2/front", {"ROS_HOME": "/rh"}) == Path(
+        "/rh/mono_depth_ros/rviz/robot2/front/depth.rviz")
+    assert ls.rviz_config_path("/", {"HOME": "/home/u"}) == Path(
+        "/home/u/.ros/mono_depth_ros/rviz/depth.rviz")
+    monkeypatch.setitem(sys.modules, "ament_index_python", None)  # no ROS: nothing is found
+    monkeypatch.setitem(sys.modules, "ament_index_python.packages", None)
+    assert not ls.package_found("rviz2")
+    launch_standin.install(monkeypatch, index=("mono_depth_ros", "rviz2"))
+    assert ls.package_found("rviz2") and not ls.package_found("rqt")

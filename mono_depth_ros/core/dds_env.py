@@ -4,7 +4,11 @@ The CLI (``play``, ``record``, ``demo``), the launch files and the tests all cal
 :func:`ros_env` / :func:`dds_defaults`, so they make the same choice: the shipped setup
 (:data:`SHIPPED_SETUP`) is added only when the user has made no DDS choice of their own, i.e.
 none of :data:`DDS_VARIABLES` is set and ``RMW_IMPLEMENTATION`` is unset or Fast DDS. A user's
-profile, transport or RMW setting is never replaced.
+profile, transport or RMW setting is never replaced. The variables go to the project's own
+processes only: the launch files give them to the depth node's process (the ``Node`` action's
+``additional_env``, computed from the launch's environment, where a parent launch file's
+``SetEnvironmentVariable`` counts as the user's choice), never to the launch as a whole, so
+other processes of a parent launch file keep their own DDS setup.
 
 :data:`SETUPS` names the configurations ``mono-depth-ros dds-check`` compares.
 """

@@ -4,11 +4,18 @@ What ``ros2 bag play`` does on a ROS install, for machines with only the rclpy w
 bytes stored in the bag are published as they are (``Publisher.publish(bytes)``), so no message
 is deserialised on the way. With ``--clock`` the bag's time (the recorded log time, scaled by
 ``--rate``) is published on ``/clock`` for nodes that run with ``use_sim_time:=true``.
+
+Stopping: SIGINT (Ctrl-C) or SIGTERM ends the playback between two messages (``--loop`` plays
+until then); the counts published so far are printed and the exit status is 128 + the signal
+(130 for Ctrl-C, 143 for SIGTERM), as for any interrupted command. A playback that ran to its
+end exits 0; no subscriber for ``--wait-for`` in time exits 2. See :mod:`.shutdown`.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -18,6 +25,7 @@ from rclpy.node import Node
 from ..data.bag import bag_topics, iter_raw
 from .bag_args import player_parser as build_parser
 from .conversions import message_class, qos_profile
+from .shutdown import StopRequest, init_ros
 
 
 def parse_remaps(remaps: Sequence[str]) -> Dict[str, str]:
@@ -40,8 +48,10 @@ class BagPlayer(Node):
 
     def __init__(self, bag: str, rate: float = 1.0, topics: Optional[List[str]] = None,
                  remap: Optional[Dict[str, str]] = None, reliability: str = "reliable",
-                 depth: int = 10, clock_hz: float = 0.0):
+                 depth: int = 10, clock_hz: float = 0.0, stop: Optional[StopRequest] = None):
         super().__init__("bag_player")
+        #: Ends the playback, the waits and the sleeps when a stop is requested (never if None).
+        self.stop = stop or StopRequest(signals=())
         if rate <= 0:
             raise ValueError(f"rate must be > 0, got {rate}")
         self.bag, self.rate = bag, rate
@@ -70,67 +80,87 @@ class BagPlayer(Node):
         self.clock_published += 1
 
     def _sleep_until(self, wall: float, bag_start_ns: int, start_wall: float) -> None:
-        """Sleep until monotonic time ``wall``, publishing the bag time on /clock meanwhile."""
-        while True:
+        """Sleep until monotonic time ``wall`` (or a stop), publishing the bag time on /clock
+        meanwhile."""
+        while not self.stop.requested:
             now = time.monotonic()
             if now >= wall:
                 return
             if self.clock_pub is None:
-                time.sleep(wall - now)
+                self.stop.sleep(wall - now)
                 return
             self.publish_clock(bag_start_ns + int((now - start_wall) * self.rate * 1e9))
-            time.sleep(min(wall - now, 1.0 / self.clock_hz))
+            self.stop.sleep(min(wall - now, 1.0 / self.clock_hz))
 
     def wait_for_subscribers(self, topics: Sequence[str], timeout: float) -> bool:
         """Wait up to ``timeout`` s until every topic in ``topics`` (bag names) has a subscriber."""
         pubs = [self.pubs[t] for t in topics]
         end = time.monotonic() + timeout
-        while any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < end:
-            time.sleep(0.05)
+        while (any(p.get_subscription_count() == 0 for p in pubs) and time.monotonic() < end
+               and not self.stop.requested):
+            self.stop.sleep(0.05)
         return all(p.get_subscription_count() > 0 for p in pubs)
 
     def wait_for_acks(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until reliable subscribers acknowledged every message."""
+        """Wait up to ``timeout`` s (or a stop) until reliable subscribers acknowledged every
+        message."""
         from rclpy.duration import Duration
-        return all(p.wait_for_all_acked(Duration(seconds=timeout)) for p in self.pubs.values())
+        end = time.monotonic() + timeout
+        while not self.stop.requested:  # short waits: a signal is handled between two of them
+            if all(p.wait_for_all_acked(Duration(seconds=0.1)) for p in self.pubs.values()):
+                return True
+            if time.monotonic() >= end:
+                return False
+        return False
 
     def play(self, loop: bool = False) -> Dict[str, int]:
-        """Publish the bag (once, or forever with ``loop``); returns messages per topic."""
+        """Publish the bag (once, or forever with ``loop``) until its end or a stop; returns
+        messages per topic."""
         while True:
             start_wall, t0 = time.monotonic(), None
             for topic, _, t, data in iter_raw(self.bag, self.topics):
                 t0 = t if t0 is None else t0
                 self._sleep_until(start_wall + (t - t0) / 1e9 / self.rate, t0, start_wall)
-                if not rclpy.ok():
+                if self.stop.requested or not rclpy.ok():
                     return self.published
                 self.publish_clock(t)  # the clock reaches a message's time before the message
                 self.pubs[topic].publish(bytes(data))
                 self.published[topic] += 1
-            if not loop:
+            if not loop or self.stop.requested:
                 return self.published
 
 
 def run(args: argparse.Namespace) -> int:
-    """Play a bag as parsed by :func:`build_parser`; prints messages per topic."""
-    rclpy.init()
-    node = BagPlayer(args.bag, args.rate, args.topics, parse_remaps(args.remap),
-                     args.qos_reliability, clock_hz=args.clock)
+    """Play a bag as parsed by :func:`build_parser`; prints messages per topic. Exit status: 0
+    played to the end, 2 no subscriber for ``--wait-for``, 128 + signal when stopped by SIGINT
+    (130) or SIGTERM (143)."""
+    stop = init_ros(sys.argv[:1])  # the CLI arguments are not ROS arguments (FROM:=TO remaps)
+    node = None
     try:
+        node = BagPlayer(args.bag, args.rate, args.topics, parse_remaps(args.remap),
+                         args.qos_reliability, clock_hz=args.clock, stop=stop)
         if args.wait_for and not node.wait_for_subscribers(args.wait_for, args.wait_timeout):
-            node.get_logger().error(f"no subscriber on {args.wait_for} after {args.wait_timeout}s")
-            return 2
-        time.sleep(args.start_delay)
-        counts = node.play(loop=args.loop)
-        # like `ros2 bag play --wait-for-all-acked`: reliable readers get the last messages too
-        node.wait_for_acks(args.ack_timeout)
+            if not stop.requested:
+                node.get_logger().error(f"no subscriber on {args.wait_for} after "
+                                        f"{args.wait_timeout}s")
+                return 2
+        stop.sleep(args.start_delay)
+        counts = node.play(loop=args.loop)  # returns at once after a stop
+        if not stop.requested:
+            # like `ros2 bag play --wait-for-all-acked`: reliable readers get the last messages
+            node.wait_for_acks(args.ack_timeout)
         for topic, n in counts.items():
             print(f"published {n} messages on {topic}", flush=True)
+        if stop.requested:
+            print(f"bag_player: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr,
+                  flush=True)
+            return 128 + stop.signum
         return 0
-    except KeyboardInterrupt:
-        return 130
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
+        stop.restore()
 
 
 def main(argv=None) -> None:
