@@ -39,13 +39,15 @@ def in_project_venv() -> bool:
 
 
 def ensure_venv(quiet: bool = False) -> Path:
-    """Create / update ``.venv`` when missing or when requirements changed; returns its python.
+    """Create / update ``.venv`` when missing or when requirements changed, and import the
+    third-party weights beside the checkout (:func:`import_shared_weights`); returns its python.
 
     Raises:
         subprocess.CalledProcessError: pip failed (its output says why).
     """
     want = _requirements_hash()
     if venv_python().exists() and MARKER.is_file() and MARKER.read_text() == want:
+        import_shared_weights()
         return venv_python()
     if not venv_python().exists():
         print(f"[mono_depth_ros] creating virtual environment {VENV}", flush=True)
