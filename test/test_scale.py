@@ -336,7 +336,7 @@ def test_a_scaled_relative_model_keeps_a_40_m_road():
     pipe = FramePipeline(est, scaler=MetricScaler(ScaleConfig(
         source="sparse_depth", jump_confirm=1)))
     rng = np.random.default_rng(9)
-    res = pipe.process(np.zeros((H, W, 3), np.uint8), K, ("depth",), Reference(_sparse(rng, road, 200)),
-                       stamp=0.0)
+    res = pipe.process(np.zeros((H, W, 3), np.uint8), K, ("depth",),
+                       Reference(_sparse(rng, road, 200)), stamp=0.0)
     assert res.scale.status == "fitted"
     np.testing.assert_allclose(res.depth, road, rtol=1e-3)  # all of it, up to 40 m

@@ -355,7 +355,8 @@ def test_references_in_other_frames_use_tf2_and_are_rejected_without_a_transform
         adapter._pairer.clear()
         # points in the lidar frame = optical points - offset: tf2 puts them back
         assert _frame(node, 40.0, _lidar_cloud(base_depth, "lidar", 40.0, (0.1, -0.2, 0.3)))
-        assert _state(node).status == "fitted" and _state(node).scale == pytest.approx(1.5, rel=1e-3)
+        assert _state(node).status == "fitted"
+        assert _state(node).scale == pytest.approx(1.5, rel=1e-3)
         assert adapter._tf_buffer.calls == [("camera_optical_frame", "lidar", 540 * 10**9)]
         adapter._pairer.clear()
         assert _frame(node, 40.1, _lidar_cloud(base_depth, "base_laser", 40.1))  # not in the tree
@@ -375,7 +376,8 @@ def test_references_in_other_frames_use_tf2_and_are_rejected_without_a_transform
         adapter._tf_buffer = FakeTfBuffer({("camera_optical_frame", "laser"): ((0, 0, 0), level)})
         ref = adapter._scan_ref(scan, header(40.3), (480, 640), K, values)
         assert np.nanmax(ref) == pytest.approx(2.0 * np.cos(0.0), abs=0.01)  # the beam ahead
-        assert np.isfinite(ref[240]).sum() > 50 and np.isfinite(ref).sum() == np.isfinite(ref[240]).sum()
+        hits = np.isfinite(ref)
+        assert hits[240].sum() > 50 and hits.sum() == hits[240].sum()  # one row: the scan plane
     finally:
         adapter._tf_buffer = saved
         assert _set(node, scan_use_tf=False)
@@ -397,7 +399,8 @@ def test_a_reference_arriving_after_the_image_is_waited_for(node, base_depth):
         assert node.process_frame(make_image(header(50.03), rgb_frame(), "rgb8"), WANTED,
                                   received_at=time.perf_counter())
         timer.join()
-        assert _state(node).status == "fitted" and _state(node).scale == pytest.approx(2.5, rel=1e-4)
+        assert _state(node).status == "fitted"
+        assert _state(node).scale == pytest.approx(2.5, rel=1e-4)  # the late one, not 49.9
     finally:
         assert _set(node, reference_max_wait=0.15)
 
@@ -459,8 +462,8 @@ def test_the_tf2_listener_is_created_when_the_source_is_selected_not_at_a_lookup
         def __init__(self, buffer, n):
             made.append((buffer, n))
 
-    monkeypatch.setattr(ss, "tf2_ros", type("tf2_ros", (), {"Buffer": Buffer,
-                                                            "TransformListener": TransformListener}))
+    fake = type("tf2_ros", (), {"Buffer": Buffer, "TransformListener": TransformListener})
+    monkeypatch.setattr(ss, "tf2_ros", fake)
     adapter = node.scale_source
     saved = adapter._tf_buffer
     adapter._tf_buffer = None

@@ -854,7 +854,8 @@ class ScaleConfig:
             raise ValueError(f"scale_source ground_plane needs camera_height > 0 m, got "
                              f"{self.camera_height}")
         if not -90 <= self.expected_pitch_deg <= 90:
-            raise ValueError(f"expected_pitch must be in [-90, 90] deg, got {self.expected_pitch_deg}")
+            raise ValueError(f"expected_pitch must be in [-90, 90] deg, got "
+                             f"{self.expected_pitch_deg}")
         if not 0 < self.max_tilt_deg <= 90:
             raise ValueError(f"max_tilt must be in (0, 90] deg, got {self.max_tilt_deg}")
         if not 0 < self.ground_region <= 1:
@@ -867,7 +868,8 @@ class ScaleConfig:
         if not 0 <= self.min_inlier_fraction <= 1 or not 0 <= self.ground_min_fraction <= 1:
             raise ValueError("scale_min_inlier_fraction and ground_min_fraction must be in [0, 1]")
         if not self.min_inverse_spread >= 0:
-            raise ValueError(f"scale_min_inverse_spread must be >= 0, got {self.min_inverse_spread}")
+            raise ValueError(f"scale_min_inverse_spread must be >= 0, got "
+                             f"{self.min_inverse_spread}")
         try:  # validates smoothing, jump ratio, max age and confirmation with their own messages
             ScaleEstimator(MODE_SCALE, self.smoothing, self.jump_ratio, self.max_age,
                            self.jump_confirm)
