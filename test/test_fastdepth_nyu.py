@@ -295,3 +295,20 @@ def test_device_path_feeds_the_same_window(imported, monkeypatch):
     rel = np.abs(dev.depth - host.depth) / host.depth
     assert np.median(rel) < 0.01 and np.isfinite(dev.depth).all()
     assert dev.points.shape == (120, 160, 4)
+
+
+def test_setup_imports_the_shared_weights_once(tmp_path, monkeypatch):
+    import importlib.util
+    _need(ONNX_FILE)
+    spec = importlib.util.spec_from_file_location("boot", REPO_ROOT / "scripts" / "bootstrap.py")
+    boot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(boot)
+    if not boot.venv_python().exists():
+        pytest.skip("no project venv (.venv) to run the importer with")
+    monkeypatch.setenv("MONO_DEPTH_ROS_WEIGHTS", str(tmp_path))
+    boot.import_shared_weights()
+    target = tmp_path / "fastdepth_nyu.pt"
+    assert target.is_file()
+    stamp = target.stat().st_mtime_ns
+    boot.import_shared_weights()  # already there: left alone
+    assert target.stat().st_mtime_ns == stamp
