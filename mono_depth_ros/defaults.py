@@ -6,4 +6,4 @@ a test keeps the two equal.
 
 #: The model the node, ``evaluate``, ``bench`` and the demo run when none is named (its weights
 #: are the spec's ``default_checkpoint``; see docs/models.md "Default weights").
-DEFAULT_MODEL = "fastdepth"
+DEFAULT_MODEL = "fastdepth_nyu_distilled"

@@ -18,6 +18,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
+from mono_depth_ros.defaults import DEFAULT_MODEL  # noqa: E402
 from mono_depth_ros.ros.depth_node import DepthNode  # noqa: E402
 from mono_depth_ros.ros.conversions import make_image  # noqa: E402
 
@@ -166,7 +167,7 @@ def bad_checkpoints(tmp_path_factory):
             "other_model": str(save_checkpoint(create_model("scrx_rgb"), tmp / "scrx.pt"))}
 
 
-#: (parameter, value, words of the refusal's reason); the module's node runs fastdepth on the
+#: (parameter, value, words of the refusal's reason); the module's node runs the default model on the
 #: CPU with max_depth 6.
 REFUSED = [
     ("model", "no_such_net", "fastdepth"),
@@ -276,12 +277,12 @@ def test_health_report_names_model_and_device(node):
     node._on_info(info(32))
     assert node.process_frame(make_image(header(32), rgb_frame(), "rgb8"), ALL)
     values = dict(node.health_report().values)
-    assert values["model"] == "fastdepth" and values["device"] == "cpu"
+    assert values["model"] == DEFAULT_MODEL and values["device"] == "cpu"
     assert float(values["latency p95 (ms)"]) > 0 and values["state"] == "active"
 
 
 def test_switch_model_by_parameter(node):
-    assert node.estimator.name == "fastdepth"
+    assert node.estimator.name == DEFAULT_MODEL
     res = node.set_parameters([Parameter("model", value="scrx_rgb")])[0]
     assert res.successful
     end = time.monotonic() + 60
@@ -290,11 +291,11 @@ def test_switch_model_by_parameter(node):
     assert node.estimator.name == "scrx_rgb"
     node._on_info(info(7))
     assert node.process_frame(make_image(header(7), rgb_frame(), "rgb8"), ALL)
-    node.set_parameters([Parameter("model", value="fastdepth")])
+    node.set_parameters([Parameter("model", value=DEFAULT_MODEL)])
     end = time.monotonic() + 60
-    while node.estimator.name != "fastdepth" and time.monotonic() < end:
+    while node.estimator.name != DEFAULT_MODEL and time.monotonic() < end:
         time.sleep(0.1)
-    assert node.estimator.name == "fastdepth"
+    assert node.estimator.name == DEFAULT_MODEL
 
 
 def test_semantic_input_model_publishes_segmentation(rclpy_context):
@@ -387,7 +388,7 @@ def test_lifecycle_node_transitions(rclpy_context):
         assert not n.set_parameters([Parameter("precision", value="fp64")])[0].successful
         assert n.set_parameters([Parameter("checkpoint", value="")])[0].successful
         assert n.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert state() == "inactive" and n.estimator.name == "fastdepth"
+        assert state() == "inactive" and n.estimator.name == DEFAULT_MODEL
         assert n.count_subscribers("/managed/image") == 0
         assert n.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert state() == "active" and n.count_subscribers("/managed/image") == 1

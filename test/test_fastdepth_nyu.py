@@ -254,14 +254,37 @@ def test_distilled_variant_loads_fastdepth_nyu_checkpoints(imported):
     assert not checkpoint_fits("fastdepth", "fastdepth_nyu")
     assert not checkpoint_fits("fastdepth_nyu", "fastdepth_nyu_distilled")
     net = create_model("fastdepth_nyu_distilled", checkpoint=imported)
-    assert net.spec.name == "fastdepth_nyu_distilled" and net.flip_average
+    assert net.spec.name == "fastdepth_nyu_distilled"
+    assert net.spec.preprocessing.view == "focal_crop"
     with pytest.raises(ValueError, match="holds model"):
         create_model("fastdepth", checkpoint=imported)
-    x = torch.rand(1, 3, 224, 224)
-    with torch.no_grad():  # the flip average is the mean of the image's and the mirror's
-        plain = create_model("fastdepth_nyu", checkpoint=imported)
-        want = 0.5 * (plain(x) + plain(x.flip(-1)).flip(-1))
-        assert torch.allclose(net(x), want, atol=1e-5)
+
+
+def test_shipped_default_is_the_distilled_network():
+    from mono_depth_ros.defaults import DEFAULT_MODEL
+    from mono_depth_ros.inference.estimator import DepthEstimator, default_checkpoint
+    assert DEFAULT_MODEL == "fastdepth_nyu_distilled"
+    path = default_checkpoint(DEFAULT_MODEL)
+    assert path is not None and path.parent.name == "models" and path.is_file()
+    est = DepthEstimator(device="cpu")
+    assert est.checkpoint == str(path) and not est.warnings[1:]
+    assert est.spec.train_focal == pytest.approx(TRAIN_FOCAL_PX / 224)
+    assert 1.0 < est.spec.train_median_depth < 3.0  # the constant evaluations show beside it
+
+
+def test_flip_average_is_the_mean_of_image_and_mirror(imported, monkeypatch):
+    from mono_depth_ros.inference.estimator import DepthEstimator
+    monkeypatch.setenv("MONO_DEPTH_ROS_WEIGHTS", str(imported.parent))
+    rgb = cv2.cvtColor(cv2.imread(str(NYU_MINI / "image_2.png")), cv2.COLOR_BGR2RGB)
+    K = np.array([[518.86, 0, 320.0], [0, 519.47, 240.0], [0, 0, 1]])  # centred: a mirror too
+    kw = dict(device="cpu", backend="torch", view="full")
+    plain = DepthEstimator("fastdepth_nyu", **kw)
+    flip = DepthEstimator("fastdepth_nyu", flip_average=True, **kw).predict(rgb, K)
+    a = plain.predict(rgb, K).unmasked
+    b = plain.predict(np.ascontiguousarray(rgb[:, ::-1]), K).unmasked[:, ::-1]
+    want = 0.5 * (a + b)  # (resizing, then mirroring, differs from the reverse by rounding)
+    assert np.median(np.abs(flip.unmasked - want) / want) < 2e-3
+    assert not np.allclose(flip.unmasked, a, rtol=1e-3)
 
 
 def test_shared_onnx_scores_as_the_imported_model_on_nyu_mini(imported, tmp_path, monkeypatch):

@@ -30,6 +30,7 @@ from std_msgs.msg import Header  # noqa: E402
 from ros_helpers import spin_until, start_process, stop_process  # noqa: E402
 
 from mono_depth_ros.ros.conversions import make_image, stamp_ns  # noqa: E402
+from mono_depth_ros.defaults import DEFAULT_MODEL  # noqa: E402
 
 K = [585.0, 0.0, 320.0, 0.0, 585.0, 240.0, 0.0, 0.0, 1.0]
 DEFAULT_QOS = QoSProfile(depth=10)  # what `ros2 topic echo` and most nodes use: reliable
@@ -155,7 +156,7 @@ def test_parameters_over_the_parameter_services(plain_node, tester, tmp_path):
         assert not res.successful and word in res.reason, (name, value, res.reason)
     names = ["precision", "input_width", "min_depth", "max_depth", "checkpoint", "model"]
     values = [parameter_value_to_python(v) for v in _call(t, client.get_parameters(names)).values]
-    assert values == ["fp32", 0, 0.0, 6.0, "", "fastdepth"]  # what runs
+    assert values == ["fp32", 0, 0.0, 6.0, "", DEFAULT_MODEL]  # what runs
     # a valid change after the refused ones is applied (it was not, before)
     res = _call(t, client.set_parameters([Parameter("max_depth", value=1.5)])).results[0]
     try:
@@ -187,7 +188,7 @@ def test_diagnostics_levels(plain_node, tester):
     assert {"input rate (Hz)", "processed rate (Hz)", "drop ratio", "latency p50 (ms)",
             "latency p95 (ms)", "model", "device"} <= keys
     values = {kv.key: kv.value for kv in statuses[-1].values}
-    assert values["model"] == "fastdepth" and values["device"] == "cpu"
+    assert values["model"] == DEFAULT_MODEL and values["device"] == "cpu"
     assert statuses[-1].hardware_id == "cpu"
 
     def seen(pred):

@@ -41,7 +41,7 @@ from torch import nn
 BackendFactory = Callable[[nn.Module, torch.device, str], Callable]
 BACKENDS: Dict[str, BackendFactory] = {}
 #: Models measured faster in ONNX Runtime than in PyTorch on this project's 2-core CPU.
-ORT_FASTER_ON_CPU = frozenset({"fastdepth"})
+ORT_FASTER_ON_CPU = frozenset({"fastdepth", "fastdepth_nyu", "fastdepth_nyu_distilled"})
 CHOICES = ("auto", "torch", "onnxruntime", "cuda_graph", "tensorrt")
 #: Backends that need a CUDA device.
 CUDA_ONLY = ("cuda_graph", "tensorrt")

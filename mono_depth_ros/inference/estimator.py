@@ -177,6 +177,9 @@ class DepthEstimator:
             (:class:`~mono_depth_ros.inference.device_path.DeviceFrame`).
         view: ``full`` or ``focal_crop`` (:class:`~mono_depth_ros.models.spec.Preprocessing`);
             ``None`` keeps the model's.
+        flip_average: test-time flip averaging: run the network on the image and on its mirror
+            image and average the two depth maps (the mirror's mirrored back). Twice the
+            inference time; it cancels left/right biases of the network.
 
     Export-based backends (``onnxruntime``, ``tensorrt``) export and load their graph here, when
     the estimator is built, for the input shape the model always gets (every model whose resize
@@ -202,12 +205,13 @@ class DepthEstimator:
                  seg_checkpoint: Optional[str] = None, stateful: bool = False,
                  model_kwargs: Optional[dict] = None, backend: str = "auto",
                  use_camera_focal: bool = True, device_path: str = "auto",
-                 view: Optional[str] = None):
+                 view: Optional[str] = None, flip_average: bool = False):
         self.device, self.warnings = select_device(device)
         self.dtype, more = select_precision(precision, self.device)
         self.precision = next(k for k, v in PRECISIONS.items() if v == self.dtype)
         self.warnings += more
         self.use_camera_focal = bool(use_camera_focal)
+        self.flip_average = bool(flip_average)
         model_kwargs = dict(model_kwargs or {})
         if checkpoint in (None, "") and loads_checkpoint(model):
             checkpoint = None  # the model finds its own weights (hub id) or asks for a file
@@ -344,6 +348,16 @@ class DepthEstimator:
         return torch.autocast(self.device.type, dtype=self.dtype,
                               cache_enabled=self._backend != "cuda_graph")
 
+    @staticmethod
+    def _mirror_average(out, mirrored):
+        """Mean of the output maps of an image and of its mirror image (mirrored back); dict
+        outputs average their ``depth`` map and keep the image's other entries."""
+        if isinstance(out, dict):
+            if out.get("depth") is None:
+                return out
+            return {**out, "depth": 0.5 * (out["depth"] + mirrored["depth"].flip(-1))}
+        return 0.5 * (out + mirrored.flip(-1))
+
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, K: np.ndarray, cloud_decimation: Optional[int] = None,
                 cloud_rgb: bool = True) -> Prediction:
@@ -384,6 +398,8 @@ class DepthEstimator:
         with self._autocast():
             x, seg = self._network_input(x, _prepare)
             out = self._run(x)
+            if self.flip_average:
+                out = self._mirror_average(out, self._run(x.flip(-1)))
         if isinstance(out, dict):
             seg = out.get("segmentation", seg)
             focal_ratio = out.get("focal_ratio")

@@ -103,6 +103,8 @@ PARAMETERS: Dict[str, ParamSpec] = {
     "view": P("", "how a frame is fed: empty = the model's own, full (whole image resized) or "
               "focal_crop (the centred window whose focal matches training; outside pixels take "
               "the window's border values)", "estimator", choices=("",) + VIEWS),
+    "flip_average": P(False, "also run the network on the mirror image and average the two "
+                      "depths (twice the inference time)", "estimator"),
     # --- stages after inference
     "colored_min": P(0.0, "depth/colored range start in m (min = max = 0: automatic)",
                      "pipeline", range=(0.0, 1000.0, 0.0)),
@@ -427,7 +429,7 @@ def estimator_kwargs(values: Mapping[str, Any]) -> Dict[str, Any]:
                 min_depth=v["min_depth"] or None, max_depth=v["max_depth"] or None,
                 stateful=v["stateful"], backend=v["backend"],
                 use_camera_focal=v["use_camera_focal"], device_path=v["device_path"],
-                view=v["view"] or None)
+                view=v["view"] or None, flip_average=v["flip_average"])
 
 
 def build_estimator(values: Mapping[str, Any]) -> DepthEstimator:

@@ -84,9 +84,6 @@ class FastDepthNYU(nn.Module):
     Args:
         encoder_widths: 14 widths: the stem's output, then each block's pointwise output.
         decoder_widths: 5 widths of the NNConv5 layers' outputs.
-        flip_average: outside training, predict the image and its mirror image in one batch
-            and average the two (the mirror's prediction mirrored back): a test-time ensemble
-            that halves the speed of the network and cancels its left/right biases.
 
     Raises:
         ValueError: wrong number of widths, or a skip whose encoder and decoder widths differ
@@ -94,9 +91,8 @@ class FastDepthNYU(nn.Module):
     """
 
     def __init__(self, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
-                 decoder_widths: Sequence[int] = DECODER_WIDTHS, flip_average: bool = False):
+                 decoder_widths: Sequence[int] = DECODER_WIDTHS):
         super().__init__()
-        self.flip_average = bool(flip_average)
         enc, dec = [int(c) for c in encoder_widths], [int(c) for c in decoder_widths]
         if len(enc) != 1 + len(BLOCK_STRIDES) or len(dec) != 5:
             raise ValueError(f"need {1 + len(BLOCK_STRIDES)} encoder and 5 decoder widths, got "
@@ -115,13 +111,6 @@ class FastDepthNYU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``B x 3 x H x W`` RGB in [0, 1] -> ``B x 1 x H x W`` depth (m)."""
-        if self.flip_average and not self.training:
-            both = self._forward(torch.cat([x, x.flip(-1)]))
-            n = x.shape[0]
-            return 0.5 * (both[:n] + both[n:].flip(-1))
-        return self._forward(x)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu6(self.stem(x))
         skips = {}
         for i, block in enumerate(self.blocks):
@@ -161,21 +150,21 @@ SPEC = ModelSpec(
 
 @register_model(SPEC)
 def fastdepth_nyu(encoder_widths: Sequence[int] = ENCODER_WIDTHS,
-                  decoder_widths: Sequence[int] = DECODER_WIDTHS, flip_average: bool = False,
-                  pretrained=False) -> FastDepthNYU:
+                  decoder_widths: Sequence[int] = DECODER_WIDTHS, pretrained=False
+                  ) -> FastDepthNYU:
     """Factory for :class:`FastDepthNYU` (registered as ``fastdepth_nyu``); ``pretrained`` is
     accepted for the trainer's interface and ignored (no ImageNet weights for this encoder)."""
-    return FastDepthNYU(encoder_widths, decoder_widths, flip_average)
+    return FastDepthNYU(encoder_widths, decoder_widths)
 
 
 #: The same network trained by this package (``mono-depth-ros train``): initialised from the
 #: imported weights and distilled from them (frozen, flip-averaged) on real frames, with 7-Scenes
-#: ground truth where there is some; predicts with flip averaging. See
+#: ground truth where there is some. See
 #: ``models/fastdepth_nyu_distilled.md``.
 DISTILLED_SPEC = SPEC.replace(
     name="fastdepth_nyu_distilled",
     description=("FastDepth-NYU architecture trained by mono-depth-ros train: initialised from and "
-                 "distilled from the authors' NYU network, with 7-Scenes ground truth; flip-averaged"),
+                 "distilled from the authors' NYU network, with 7-Scenes ground truth"),
     weights_licence=("non-commercial research (shipped; trained on Microsoft 7-Scenes and ScanNet, "
                      "SUN RGB-D, TUM images); initialised from MIT-licensed FastDepth weights "
                      "(licence text in the model card)"),
@@ -185,8 +174,8 @@ DISTILLED_SPEC = SPEC.replace(
 
 @register_model(DISTILLED_SPEC, architecture="fastdepth_nyu")
 def fastdepth_nyu_distilled(encoder_widths: Sequence[int] = ENCODER_WIDTHS,
-                            decoder_widths: Sequence[int] = DECODER_WIDTHS,
-                            flip_average: bool = True, pretrained=False) -> FastDepthNYU:
+                            decoder_widths: Sequence[int] = DECODER_WIDTHS, pretrained=False
+                            ) -> FastDepthNYU:
     """Factory of the package-trained variant (registered as ``fastdepth_nyu_distilled``; loads
-    ``fastdepth_nyu`` checkpoints, flip-averaged by default)."""
-    return FastDepthNYU(encoder_widths, decoder_widths, flip_average)
+    ``fastdepth_nyu`` checkpoints)."""
+    return FastDepthNYU(encoder_widths, decoder_widths)

@@ -147,7 +147,8 @@ def cmd_evaluate(args) -> int:
         ds = open_dataset(args.data, parse_frames(args.frames))
         lo, hi = ds.eval_range
         est = DepthEstimator(args.model, checkpoint=args.checkpoint, device=args.device,
-                             backend=args.backend, precision=args.precision, view=args.view)
+                             backend=args.backend, precision=args.precision, view=args.view,
+                             flip_average=args.flip_average)
         for w in est.warnings:
             print(f"warning: {w}", file=sys.stderr)
         summary = evaluate_model(est, ds, args.out, args.min_depth or lo, args.max_depth or hi,
@@ -188,12 +189,13 @@ def cmd_bench(args) -> int:
     if len(models) == len(backends) == len(resolutions) == 1:
         res = bench_pipeline(models[0], args.device, args.precision, args.iters, image=args.image,
                              checkpoint=args.checkpoint, backend=backends[0],
-                             resolution=resolutions[0], cloud_decimation=args.cloud_decimation)
+                             resolution=resolutions[0], cloud_decimation=args.cloud_decimation,
+                             flip_average=args.flip_average)
         print(write_json(res, args.json_out))
         return 0
     records = bench_matrix(models, backends, resolutions, args.device, precision=args.precision,
                            iters=args.iters, image=args.image, checkpoint=args.checkpoint,
-                           cloud_decimation=args.cloud_decimation)
+                           cloud_decimation=args.cloud_decimation, flip_average=args.flip_average)
     write_json(records, args.json_out)
     print(format_matrix(records))
     fits = scaling_fit(records)
@@ -277,7 +279,7 @@ def cmd_train(args) -> int:
         teacher_weight=args.teacher_weight, teacher_loss=args.teacher_loss,
         time_budget_s=None if args.time_budget_min is None else 60.0 * args.time_budget_min,
         ).items() if v is not None}
-    for flag in ("focal_norm", "photometric"):
+    for flag in ("focal_norm", "photometric", "val_flip_average"):
         if getattr(args, flag):
             overrides[flag] = True
     if args.model_kwargs:
@@ -376,6 +378,8 @@ def _args_evaluate(s: argparse.ArgumentParser) -> None:
     s.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     s.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES,
                    help="network precision (autocast); fp32 where the device lacks it (a warning)")
+    s.add_argument("--flip-average", action="store_true", help="test-time flip averaging (as the "
+                   "node parameter flip_average)")
     s.add_argument("--view", choices=["full", "focal_crop"],
                    help="how a frame is fed: the whole image, or the window whose focal matches "
                         "training (default: the model's)")
@@ -408,6 +412,8 @@ def _args_bench(s: argparse.ArgumentParser) -> None:
     s.add_argument("--resolutions", default="640x480",
                    help="camera image size(s) WxH, comma-separated, e.g. 320x240,640x480,1280x720")
     s.add_argument("--cloud-decimation", type=int, default=1, help="as the node parameter")
+    s.add_argument("--flip-average", action="store_true", help="as the node parameter: the "
+                   "network also runs on the mirror image and the two depths are averaged")
     s.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"],
                    choices=BACKEND_CHOICES[1:], help="with --model all: one latency column each")
     s.add_argument("--json-out",
@@ -477,6 +483,8 @@ def _args_train(s: argparse.ArgumentParser) -> None:
                    "(flip-averaged) prediction is a second target on every frame; training sets "
                    "may then be colour-only image folders")
     s.add_argument("--teacher-weight", type=float, help="weight of the teacher term (default 1)")
+    s.add_argument("--val-flip-average", action="store_true", help="validate the mean of each "
+                   "image's and its mirror image's depth (the node's flip_average)")
     s.add_argument("--teacher-loss", help="loss of the teacher term (default: --loss)")
     s.add_argument("--model-kwargs", type=json.loads,
                    help='architecture options as JSON, e.g. \'{"flip_average": true}\'')

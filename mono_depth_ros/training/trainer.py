@@ -98,6 +98,7 @@ class TrainConfig:
     weighted ``teacher_weight``, with ``teacher_loss`` (empty: ``loss``). Training sets may
     then be colour images without depth (the teacher labels them), and the canonical camera of
     ``focal_norm`` is the teacher's (``ref_focal`` 0 = its ``train_focal``).
+    ``val_flip_average`` validates the mirror-image average (the node's ``flip_average``).
     """
 
     model: str = "fastdepth"
@@ -132,6 +133,7 @@ class TrainConfig:
     teacher_weight: float = 1.0
     teacher_loss: str = ""
     teacher_flip: bool = True
+    val_flip_average: bool = False
 
 
 def _specs(spec: Union[str, Sequence[str]]) -> List[str]:
@@ -484,13 +486,14 @@ def objective_for(spec: ModelSpec) -> str:
 # ------------------------------------------------------------------------------ validation
 @torch.inference_mode()
 def validate(model, pack: Pack, device: torch.device, batch_size: int = 16,
-             per_frame_focal: bool = False) -> Dict[str, float]:
+             per_frame_focal: bool = False, flip_average: bool = False) -> Dict[str, float]:
     """Mean validation metrics of ``model`` over ``pack`` at the pack resolution.
 
     Depth-producing models: Eigen metrics in metres (outputs converted with the spec and the
     pack's median focal, or each frame's with ``per_frame_focal``, so disparity models are
     scored as depth). Segmentation-only models: per-class ``iou`` and mean IoU ``miou`` over
-    the pack, plus ``abs_rel = 1 - miou`` for selection.
+    the pack, plus ``abs_rel = 1 - miou`` for selection. ``flip_average`` scores the mean
+    of each image's and its mirror image's depth (the node's ``flip_average``).
     """
     model.eval()
     spec = model.spec
@@ -508,6 +511,10 @@ def validate(model, pack: Pack, device: torch.device, batch_size: int = 16,
         if pack.depth is None:
             continue
         pred = out["depth"] if isinstance(out, dict) else out
+        if flip_average:
+            mirrored = model(model_input(spec, batch, device).flip(-1))
+            mirrored = mirrored["depth"] if isinstance(mirrored, dict) else mirrored
+            pred = 0.5 * (pred + mirrored.flip(-1))
         w = pack.rgb.shape[2]
         fxw = batch["fx_w"].numpy() if per_frame_focal else np.full(len(pred), pack.fx_norm)
         for p, g, f in zip(pred.float().cpu().numpy()[:, 0], batch["depth"].numpy()[:, 0], fxw):
@@ -645,10 +652,12 @@ def _batch_kwargs(cfg: TrainConfig, spec: ModelSpec) -> dict:
                 photometric=photometric, ref_focal=spec.train_focal if cfg.focal_norm else 0.0)
 
 
-def _validate_all(model, val_packs: List["Pack"], device, per_frame_focal: bool) -> Dict[str, float]:
+def _validate_all(model, val_packs: List["Pack"], device, per_frame_focal: bool,
+                  flip_average: bool = False) -> Dict[str, float]:
     """Metrics of every validation set; the selection keys (``abs_rel``, ``rmse``, ``delta1``)
     are their means, each set's are under ``valK_*``."""
-    results = [validate(model, p, device, per_frame_focal=per_frame_focal) for p in val_packs]
+    results = [validate(model, p, device, per_frame_focal=per_frame_focal,
+                        flip_average=flip_average) for p in val_packs]
     if len(results) == 1:
         return results[0]
     keys = ("abs_rel", "rmse", "delta1")
@@ -762,7 +771,7 @@ def train(cfg: TrainConfig, resume: Optional[str] = None, progress: bool = True)
                 out_of_time = True  # validate and save what there is
                 break
         if rank == 0:
-            val = _validate_all(model, val_packs, device, per_frame_focal)
+            val = _validate_all(model, val_packs, device, per_frame_focal, cfg.val_flip_average)
             elapsed = spent + time.time() - t0
             row = {"epoch": epoch + 1, "step": step,
                    "train_loss": float(np.mean(losses)) if losses else float("nan"),
