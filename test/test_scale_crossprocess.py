@@ -118,7 +118,10 @@ class Harness:
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory, rclpy_context):
     tmp = tmp_path_factory.mktemp("scale_node")
+    # the expectations below (a floor fit that agrees with the Kinect within 20 %, ...) were
+    # measured with fastdepth_indoor.pt, trained in this kitchen: pinned, not the default
     proc = start_process(["-m", "mono_depth_ros.ros.depth_node", "--ros-args", "-r", f"__ns:={NS}",
+                          "-p", "model:=fastdepth",
                           "-p", "device:=cpu", "-p", f"max_depth:={MAX_DEPTH}",
                           "-p", "stats_period:=1.0", "-p", "warn_throttle:=0.0",
                           "-p", "input_reliability:=reliable", "-p", "input_depth:=5",
