@@ -12,22 +12,11 @@ import pytest
 import torch
 
 from mono_depth_ros.core.scale import ground_plane_scale, points_to_sparse_depth
+from net_helpers import ConstNet
 
 W, H = 64, 48
 FX, FY = 0.75 * W, 1.1 * W  # deliberately different
 K = np.array([[FX, 0, W / 2 - 3.0], [0, FY, H / 2 + 2.0], [0, 0, 1]])
-
-
-class _ConstNet(torch.nn.Module):
-    """Outputs one value everywhere: isolates the estimator's conversion path."""
-
-    def __init__(self, value):
-        super().__init__()
-        self.value = value
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        return torch.full((x.shape[0], 1, x.shape[2], x.shape[3]), self.value) + 0 * self.dummy
 
 
 @pytest.mark.parametrize("device_path", ["off", "on"])
@@ -48,7 +37,7 @@ def test_metric_conversion_uses_fx(monkeypatch, device_path, kind, raw, expected
                      rescale_by_focal=True,
                      stereo_baseline=0.54 if kind == "disparity" else None)
     monkeypatch.setitem(registry._REGISTRY, spec.name,
-                        registry._Entry(lambda **kw: _ConstNet(raw), spec))
+                        registry._Entry(lambda **kw: ConstNet(raw), spec))
     est = DepthEstimator(spec.name, device="cpu", device_path=device_path)
     pred = est.predict(np.zeros((H, W, 3), np.uint8), K)
     np.testing.assert_allclose(pred.unmasked, expected, rtol=1e-5)

@@ -11,6 +11,7 @@ from mono_depth_ros.models import (UnknownModelError, create_model, get_spec, li
                                    save_checkpoint)
 from mono_depth_ros.models.registry import loads_checkpoint
 from mono_depth_ros.models.encoders import PretrainedWeightsUnavailable, create_classifier
+from net_helpers import ConstNet
 
 #: Small widths so the whole zoo runs in seconds; models not listed use their defaults.
 SMALL_KWARGS = {
@@ -295,18 +296,6 @@ def test_efficientnet_lite0_wheel_weights_classify_cat():
     assert 281 <= cls <= 285  # ImageNet domestic cats
 
 
-class _ConstNet(torch.nn.Module):
-    """Outputs the same value everywhere: isolates the estimator's conversion path."""
-
-    def __init__(self, value):
-        super().__init__()
-        self.value = value
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        return torch.full((x.shape[0], 1, x.shape[2], x.shape[3]), self.value) + 0 * self.dummy
-
-
 @pytest.mark.parametrize("kind,raw,expected", [
     ("metric_depth", 4.0, 4.0 * 1.5),
     ("normalized_depth", 0.25, (0.5 + 0.25 * 7.5) * 1.5),
@@ -325,7 +314,7 @@ def test_every_output_kind_through_predict(monkeypatch, kind, raw, expected):
                      rescale_by_focal=True,
                      stereo_baseline=0.54 if kind == "disparity" else None)
     monkeypatch.setitem(registry._REGISTRY, spec.name,
-                        registry._Entry(lambda **kw: _ConstNet(raw), spec))
+                        registry._Entry(lambda **kw: ConstNet(raw), spec))
     W, H = 64, 48
     K = np.array([[0.75 * W, 0, W / 2], [0, 0.75 * W, H / 2], [0, 0, 1]])
     rgb = np.zeros((H, W, 3), np.uint8)
