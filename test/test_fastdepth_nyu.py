@@ -267,7 +267,7 @@ def test_shipped_default_is_the_distilled_network():
     path = default_checkpoint(DEFAULT_MODEL)
     assert path is not None and path.parent.name == "models" and path.is_file()
     est = DepthEstimator(device="cpu")
-    assert est.checkpoint == str(path) and not est.warnings[1:]
+    assert est.checkpoint == str(path) and not any("NOT meaningful" in w for w in est.warnings)
     assert est.spec.train_focal == pytest.approx(TRAIN_FOCAL_PX / 224)
     assert 1.0 < est.spec.train_median_depth < 3.0  # the constant evaluations show beside it
 
