@@ -335,3 +335,21 @@ def test_setup_imports_the_shared_weights_once(tmp_path, monkeypatch):
     stamp = target.stat().st_mtime_ns
     boot.import_shared_weights()  # already there: left alone
     assert target.stat().st_mtime_ns == stamp
+
+
+def test_the_network_is_fed_the_window_on_host_and_device():
+    import dataclasses
+    from mono_depth_ros.inference.device_path import DeviceFrame
+    from mono_depth_ros.inference.preprocess import prepare
+    spec = get_spec("fastdepth_nyu")
+    full = spec.replace(preprocessing=dataclasses.replace(spec.preprocessing, view="full"))
+    rgb = np.random.default_rng(3).integers(0, 255, (480, 640, 3), np.uint8)
+    top, left, h, w = view_window(spec, (480, 640), 518.86)
+    want = prepare(np.ascontiguousarray(rgb[top:top + h, left:left + w]), full, (224, 224),
+                   torch.device("cpu")).x
+    got = prepare(rgb, spec, (224, 224), torch.device("cpu"), 518.86)
+    assert got.window == (top, left, h, w) and torch.equal(got.x, want)
+    dev = DeviceFrame(torch.device("cpu"), 0.1, 10.0)
+    on_dev = dev.prepare(dev.upload(rgb), spec, (224, 224), 518.86)
+    assert on_dev.window == got.window
+    assert float((on_dev.x - want).abs().max()) < 1.0 / 255 + 1e-6  # uint8 rounding on the host
