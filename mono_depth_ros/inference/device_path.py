@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from ..core.geometry import ray_grid, ray_key
 from ..models.spec import ModelSpec, output_to_metric_depth
-from .preprocess import Prepared, network_size, normalize_images, prepare, restore, view_window
+from .preprocess import (Prepared, crop_to_view, network_size, normalize_images, prepare,
+                         restore)
 
 
 def _copy_into(static, value):
@@ -206,10 +207,7 @@ class DeviceFrame:
         pp = spec.preprocessing
         if pp.on_device:
             return prepare(img, spec, target_hw, self.device, fx)
-        window = view_window(spec, img.shape[:2], fx)
-        if window is not None:
-            top, left, wh, ww = window
-            img = img[top:top + wh, left:left + ww]
+        img, window = crop_to_view(img, spec, fx)
         H, W = img.shape[:2]
         h, w = network_size((H, W), target_hw, pp)
         x = normalize_images(img.unsqueeze(0), spec)

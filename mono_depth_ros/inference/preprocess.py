@@ -71,6 +71,20 @@ def view_window(spec: ModelSpec, image_hw: Tuple[int, int], fx: Optional[float]
     return (H - h) // 2, (W - w) // 2, h, w
 
 
+def crop_to_view(image, spec: ModelSpec, fx: Optional[float]):
+    """``(view, window)``: the part of an ``H x W x 3`` image (numpy or tensor) the network is
+    fed under the spec's view, and its :func:`view_window` (None: the whole image, unchanged).
+
+    Raises:
+        ValueError: as :func:`view_window`.
+    """
+    window = view_window(spec, image.shape[:2], fx)
+    if window is None:
+        return image, None
+    top, left, h, w = window
+    return image[top:top + h, left:left + w], window
+
+
 def normalize_images(rgb: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """Network input from images: ``B x H x W x 3`` uint8 RGB (any device) -> ``B x 3 x H x W``
     float32 in the spec's channel order, scaled to ``[0, 1]`` and normalised with its mean/std.
@@ -139,11 +153,8 @@ def prepare(rgb: np.ndarray, spec: ModelSpec, target_hw: Tuple[int, int],
     Raises:
         ValueError: the ``focal_crop`` view without ``fx`` (:func:`view_window`).
     """
-    window = view_window(spec, rgb.shape[:2], fx)
-    if window is None:
-        return _prepare_image(rgb, spec, target_hw, device)
-    top, left, h, w = window
-    prepared = _prepare_image(rgb[top:top + h, left:left + w], spec, target_hw, device)
+    view, window = crop_to_view(rgb, spec, fx)
+    prepared = _prepare_image(view, spec, target_hw, device)
     return Prepared(prepared.x, prepared.pad, window)
 
 
