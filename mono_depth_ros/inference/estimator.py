@@ -65,6 +65,18 @@ class Prediction:
     points: Optional[np.ndarray] = None
 
 
+def mirror_average(out, mirrored):
+    """Mean of a network's output for an image and for its mirror image (``mirrored``, mirrored
+    back along the width): ``B x C x H x W`` tensors, or dict outputs whose ``depth`` map is
+    averaged (the image's other entries kept). Test-time flip averaging (``flip_average``) and
+    the trainer's flip-averaged teacher and validation share it."""
+    if isinstance(out, dict):
+        if out.get("depth") is None:
+            return out
+        return {**out, "depth": 0.5 * (out["depth"] + mirrored["depth"].flip(-1))}
+    return 0.5 * (out + mirrored.flip(-1))
+
+
 def default_checkpoint(model: str) -> Optional[Path]:
     """Default weights for ``model``: shipped ones (``models/<spec.extras['default_checkpoint']>``)
     if present, or for third-party weights that are imported, never shipped
@@ -348,16 +360,6 @@ class DepthEstimator:
         return torch.autocast(self.device.type, dtype=self.dtype,
                               cache_enabled=self._backend != "cuda_graph")
 
-    @staticmethod
-    def _mirror_average(out, mirrored):
-        """Mean of the output maps of an image and of its mirror image (mirrored back); dict
-        outputs average their ``depth`` map and keep the image's other entries."""
-        if isinstance(out, dict):
-            if out.get("depth") is None:
-                return out
-            return {**out, "depth": 0.5 * (out["depth"] + mirrored["depth"].flip(-1))}
-        return 0.5 * (out + mirrored.flip(-1))
-
     @torch.inference_mode()
     def predict(self, rgb: np.ndarray, K: np.ndarray, cloud_decimation: Optional[int] = None,
                 cloud_rgb: bool = True) -> Prediction:
@@ -399,7 +401,7 @@ class DepthEstimator:
             x, seg = self._network_input(x, _prepare)
             out = self._run(x)
             if self.flip_average:
-                out = self._mirror_average(out, self._run(x.flip(-1)))
+                out = mirror_average(out, self._run(x.flip(-1)))
         if isinstance(out, dict):
             seg = out.get("segmentation", seg)
             focal_ratio = out.get("focal_ratio")

@@ -74,7 +74,7 @@ from ..core.metrics import ConfusionMatrix, compute_depth_metrics, mean_metrics
 from ..models import create_model, load_checkpoint, save_checkpoint
 from ..models.registry import checkpoint_fits
 from ..models.spec import ModelSpec, output_to_metric_depth
-from ..inference.estimator import select_device
+from ..inference.estimator import mirror_average, select_device
 from ..inference.preprocess import normalize_images
 
 
@@ -406,12 +406,9 @@ def teacher_depth(teacher, batch, device, flip: bool = True) -> torch.Tensor:
     (its own normalisation; with ``flip`` the mean of the image's and its mirror image's
     predictions, mirrored back). Its canonical camera is the teacher's ``train_focal``."""
     x = model_input(teacher.spec, batch, device)
-    if flip:
-        both = teacher(torch.cat([x, x.flip(-1)]))
-        both = both["depth"] if isinstance(both, dict) else both
-        n = x.shape[0]
-        return (0.5 * (both[:n] + both[n:].flip(-1))).float()
     out = teacher(x)
+    if flip:
+        out = mirror_average(out, teacher(x.flip(-1)))
     return (out["depth"] if isinstance(out, dict) else out).float()
 
 
@@ -504,17 +501,16 @@ def validate(model, pack: Pack, device: torch.device, batch_size: int = 16,
     rng = np.random.default_rng(0)
     for i in range(0, len(pack), batch_size):
         batch = pack.batch(np.arange(i, min(i + batch_size, len(pack))), rng, False)
-        out = model(model_input(spec, batch, device))
+        x = model_input(spec, batch, device)
+        out = model(x)
+        if flip_average:
+            out = mirror_average(out, model(x.flip(-1)))
         if seg_only:
             cm.update(out["segmentation"].argmax(1).cpu().numpy(), batch["labels"].numpy())
             continue
         if pack.depth is None:
             continue
         pred = out["depth"] if isinstance(out, dict) else out
-        if flip_average:
-            mirrored = model(model_input(spec, batch, device).flip(-1))
-            mirrored = mirrored["depth"] if isinstance(mirrored, dict) else mirrored
-            pred = 0.5 * (pred + mirrored.flip(-1))
         w = pack.rgb.shape[2]
         fxw = batch["fx_w"].numpy() if per_frame_focal else np.full(len(pred), pack.fx_norm)
         for p, g, f in zip(pred.float().cpu().numpy()[:, 0], batch["depth"].numpy()[:, 0], fxw):
