@@ -71,8 +71,8 @@ def import_shared_weights() -> None:
     """Convert ``../shared/weights``' FastDepth NYU network for ``model:=fastdepth_nyu`` when
     that file exists and no import is there yet (``mono-depth-ros import-weights``; a failure
     is reported and set-up goes on: only that model needs it)."""
-    target = Path(os.environ.get("MONO_DEPTH_ROS_WEIGHTS") or ROOT / "models" / "imported")
-    if not SHARED_WEIGHTS.is_file() or (target / "fastdepth_nyu.pt").is_file():
+    from mono_depth_ros.core.paths import imported_weights_dir  # standard library only
+    if not SHARED_WEIGHTS.is_file() or (imported_weights_dir() / "fastdepth_nyu.pt").is_file():
         return
     print(f"[mono_depth_ros] importing {SHARED_WEIGHTS} for model fastdepth_nyu", flush=True)
     done = subprocess.run([str(venv_python()), "-m", "mono_depth_ros.tools.cli", "import-weights",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Optional
@@ -42,3 +43,17 @@ def imported_weights_dir() -> Path:
     """
     env = os.environ.get(WEIGHTS_ENV)
     return Path(env) if env else package_share_dir() / "models" / "imported"
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB chunks): how a weights or ONNX file is named
+    in checkpoints and project-kept spec files.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

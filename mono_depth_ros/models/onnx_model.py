@@ -159,8 +159,8 @@ def read_sidecar(path: Path, onnx_file: Optional[Path] = None) -> dict:
         raise ValueError(f"{path}: expected a mapping of ModelSpec fields")
     want = data.pop(SHA256_KEY, None)
     if want and onnx_file is not None:
-        import hashlib
-        got = hashlib.sha256(Path(onnx_file).read_bytes()).hexdigest()
+        from ..core.paths import file_sha256
+        got = file_sha256(onnx_file)
         if got != str(want).lower():
             raise ValueError(f"{path} is the spec of another file (sha256 {want}), not of "
                              f"{onnx_file} (sha256 {got})")

@@ -18,7 +18,6 @@ find it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -51,20 +50,17 @@ class ConvRecord:
 
     @property
     def role(self) -> str:
-        """``depthwise`` (groups = channels), ``pointwise`` (1x1) or ``full``."""
+        """:func:`conv_role` of this layer."""
         o, i, k, _ = self.weight.shape
-        if self.groups > 1 and self.groups == o and i == 1:
-            return "depthwise"
-        return "pointwise" if k == 1 else "full"
+        return conv_role(o, i, k, self.groups)
 
 
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def conv_role(out_channels: int, in_per_group: int, kernel: int, groups: int) -> str:
+    """``depthwise`` (one input channel per group, as many groups as outputs), ``pointwise``
+    (1x1) or ``full``: the role a file's layer and a module's ``nn.Conv2d`` are matched by."""
+    if groups > 1 and groups == out_channels and in_per_group == 1:
+        return "depthwise"
+    return "pointwise" if kernel == 1 else "full"
 
 
 # ---------------------------------------------------------------------------------- readers
@@ -192,10 +188,8 @@ def _module_convs(model) -> List[Tuple[str, "object"]]:
 
 
 def _role(conv) -> str:
-    o, i, k = conv.out_channels, conv.in_channels // conv.groups, conv.kernel_size[0]
-    if conv.groups > 1 and conv.groups == o and i == 1:
-        return "depthwise"
-    return "pointwise" if k == 1 else "full"
+    return conv_role(conv.out_channels, conv.in_channels // conv.groups, conv.kernel_size[0],
+                     conv.groups)
 
 
 def widths_from_records(records: List[ConvRecord]) -> Dict[str, List[int]]:
@@ -267,7 +261,7 @@ def import_fastdepth(source: Path, out: Optional[Path] = None) -> Path:
         FileNotFoundError: no such file.
         WeightsImportError: unknown suffix, or the file is not this network (see the mapping).
     """
-    from ..core.paths import imported_weights_dir
+    from ..core.paths import file_sha256, imported_weights_dir
     from ..models import create_model, save_checkpoint
     source = Path(source)
     if not source.is_file():
@@ -280,5 +274,5 @@ def import_fastdepth(source: Path, out: Optional[Path] = None) -> Path:
     model = create_model("fastdepth_nyu", **widths)
     model.load_state_dict(state_dict_from_records(model, records, tensors), strict=True)
     out = Path(out) if out else imported_weights_dir() / model.spec.extras["imported_weights"]
-    return save_checkpoint(model, out, source={"file": source.name, "sha256": sha256(source),
-                                                "reader": reader.__name__})
+    return save_checkpoint(model, out, source={
+        "file": source.name, "sha256": file_sha256(source), "reader": reader.__name__})
