@@ -13,3 +13,12 @@ class ConstNet(torch.nn.Module):
 
     def forward(self, x):
         return torch.full((x.shape[0], 1, x.shape[2], x.shape[3]), self.value) + 0 * self.dummy
+
+
+def register_const_model(monkeypatch, spec, value) -> str:
+    """Register (for this test only) a :class:`ConstNet` giving ``value`` under ``spec``; returns
+    its name, for ``DepthEstimator(name)``."""
+    from mono_depth_ros.models import registry
+    monkeypatch.setitem(registry._REGISTRY, spec.name,
+                        registry._Entry(lambda **kw: ConstNet(value), spec))
+    return spec.name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,3 +68,19 @@ def spin_until(executor, predicate, timeout: float) -> bool:
             return True
         executor.spin_once(timeout_sec=0.05)
     return predicate()
+
+
+@contextlib.contextmanager
+def spinning_node(context, name: str):
+    """A plain rclpy node with its own single-threaded executor in ``context``:
+    ``SimpleNamespace(node=, ex=)``, destroyed on exit (for the tests' fixtures)."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    node = Node(name, context=context)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+    try:
+        yield SimpleNamespace(node=node, ex=ex)
+    finally:
+        ex.shutdown()
+        node.destroy_node()

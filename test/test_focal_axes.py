@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from mono_depth_ros.core.scale import ground_plane_scale, points_to_sparse_depth
-from net_helpers import ConstNet
+from net_helpers import register_const_model
 
 W, H = 64, 48
 FX, FY = 0.75 * W, 1.1 * W  # deliberately different
@@ -30,14 +30,12 @@ K = np.array([[FX, 0, W / 2 - 3.0], [0, FY, H / 2 + 2.0], [0, 0, 1]])
 ])
 def test_metric_conversion_uses_fx(monkeypatch, device_path, kind, raw, expected):
     from mono_depth_ros.inference.estimator import DepthEstimator
-    from mono_depth_ros.models import registry
     from mono_depth_ros.models.spec import ModelSpec
     spec = ModelSpec(name=f"fxfy_{kind}", input_size=(32, 32), output_kind=kind, citation="test",
                      description="test", depth_range=(0.1, 100.0), train_focal=0.5,
                      rescale_by_focal=True,
                      stereo_baseline=0.54 if kind == "disparity" else None)
-    monkeypatch.setitem(registry._REGISTRY, spec.name,
-                        registry._Entry(lambda **kw: ConstNet(raw), spec))
+    register_const_model(monkeypatch, spec, raw)
     est = DepthEstimator(spec.name, device="cpu", device_path=device_path)
     pred = est.predict(np.zeros((H, W, 3), np.uint8), K)
     np.testing.assert_allclose(pred.unmasked, expected, rtol=1e-5)

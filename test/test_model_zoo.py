@@ -11,7 +11,7 @@ from mono_depth_ros.models import (UnknownModelError, create_model, get_spec, li
                                    save_checkpoint)
 from mono_depth_ros.models.registry import loads_checkpoint
 from mono_depth_ros.models.encoders import PretrainedWeightsUnavailable, create_classifier
-from net_helpers import ConstNet
+from net_helpers import register_const_model
 
 #: Small widths so the whole zoo runs in seconds; models not listed use their defaults.
 SMALL_KWARGS = {
@@ -307,14 +307,12 @@ def test_every_output_kind_through_predict(monkeypatch, kind, raw, expected):
     """DepthEstimator.predict converts each output kind to metres with the focal handled once,
     for a camera whose fx / W is 1.5x the training camera's, and masks the model's range."""
     from mono_depth_ros.inference.estimator import DepthEstimator
-    from mono_depth_ros.models import registry
     from mono_depth_ros.models.spec import ModelSpec
     spec = ModelSpec(name=f"t_{kind}", input_size=(32, 32), output_kind=kind, citation="test",
                      description="test", depth_range=(0.5, 8.0), train_focal=0.5,
                      rescale_by_focal=True,
                      stereo_baseline=0.54 if kind == "disparity" else None)
-    monkeypatch.setitem(registry._REGISTRY, spec.name,
-                        registry._Entry(lambda **kw: ConstNet(raw), spec))
+    register_const_model(monkeypatch, spec, raw)
     W, H = 64, 48
     K = np.array([[0.75 * W, 0, W / 2], [0, 0.75 * W, H / 2], [0, 0, 1]])
     rgb = np.zeros((H, W, 3), np.uint8)

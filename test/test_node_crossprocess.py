@@ -18,8 +18,6 @@ rclpy = pytest.importorskip("rclpy")
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.qos import (QoSProfile, ReliabilityPolicy, qos_profile_sensor_data)  # noqa: E402
@@ -27,7 +25,7 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from ros_helpers import spin_until, start_process, stop_process  # noqa: E402
+from ros_helpers import spin_until, start_process, stop_process, spinning_node  # noqa: E402
 
 from mono_depth_ros.ros.conversions import make_image, stamp_ns  # noqa: E402
 from mono_depth_ros.defaults import DEFAULT_MODEL  # noqa: E402
@@ -49,12 +47,8 @@ def _node_cmd(ns, *params, lifecycle=False):
 
 @pytest.fixture
 def tester(rclpy_context):
-    node = Node("xp_tester", context=rclpy_context)
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    yield SimpleNamespace(node=node, ex=ex)
-    ex.shutdown()
-    node.destroy_node()
+    with spinning_node(rclpy_context, "xp_tester") as t:
+        yield t
 
 
 @pytest.fixture(scope="module")

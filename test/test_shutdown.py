@@ -27,13 +27,11 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from ros_helpers import spin_until, start_process  # noqa: E402
+from ros_helpers import spin_until, start_process, spinning_node  # noqa: E402
 
 from mono_depth_ros.ros.conversions import make_image  # noqa: E402
 
@@ -48,12 +46,8 @@ QOS = QoSProfile(depth=10)
 
 @pytest.fixture(scope="module")
 def tester(rclpy_context):
-    node = Node("shutdown_tester", context=rclpy_context)
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    yield SimpleNamespace(node=node, ex=ex)
-    ex.shutdown()
-    node.destroy_node()
+    with spinning_node(rclpy_context, "shutdown_tester") as t:
+        yield t
 
 
 def _node_cmd(ns, lifecycle=False):
